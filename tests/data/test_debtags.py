@@ -250,8 +250,10 @@ def test_builder_output_loads_with_the_user_loader(tmp_path):
 def test_builder_rejects_release_of_other_lists(tmp_path, capsys):
     args = write_inputs(tmp_path)
     (tmp_path / "Packages").write_text(PACKAGES + "\nPackage: extra\n")
-    assert build_debtags.main(args + ["--output", str(tmp_path / "o.jsonl.gz")]) == 1
+    output = tmp_path / "o.jsonl.gz"
+    assert build_debtags.main(args + ["--output", str(output)]) == 1
     assert "not listed in the Release file" in capsys.readouterr().err
+    assert not output.exists()
 
 
 def test_builder_says_how_to_fetch_missing_lists(tmp_path, capsys):

@@ -360,6 +360,13 @@ def build(packages_path, translations_path, release_path, output, command):
     if release_path:
         with open(release_path, encoding="utf-8") as f:
             release, sums = parse_release(f.read())
+    # Check the inputs against the Release file before writing anything.
+    source = {
+        "release": release,
+        "packages": describe_input("Packages", packages_text, sums),
+        "translations": describe_input("Translation-en", translations_text, sums),
+        "fetched_with": APT_UPDATE_COMMAND,
+    }
     examples, stages = build_examples(packages_text, translations_text)
     if not examples:
         raise BuildError(f"No tagged package with a description in {packages_path} and "
@@ -373,12 +380,7 @@ def build(packages_path, translations_path, release_path, output, command):
         "file": os.path.basename(output),
         "sha256": hashlib.sha256(compressed).hexdigest(),
         "jsonl_sha256": hashlib.sha256(payload).hexdigest(),
-        "source": {
-            "release": release,
-            "packages": describe_input("Packages", packages_text, sums),
-            "translations": describe_input("Translation-en", translations_text, sums),
-            "fetched_with": APT_UPDATE_COMMAND,
-        },
+        "source": source,
         "build_command": command,
         "counts": summarize(examples),
         "stages": stages,
