@@ -4,4 +4,16 @@ Subclass `vtrain.Model`, override `compute_losses(data, training)` to return a
 dict of named scalar terms, and call `fit` with no loss argument.
 """
 
+import keras as _keras
+
+if _keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "vtrain needs the TensorFlow backend of Keras 3, but KERAS_BACKEND is "
+        f"{_keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow."
+    )
+
+from vtrain import callbacks, layers, schedules
+from vtrain.model import Model
+from vtrain.variational import VariationalModel
+
 __version__ = "0.1.0"

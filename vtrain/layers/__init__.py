@@ -1,0 +1,4 @@
+"""Variational layers: each adds its KL to `VariationalModel`'s loss."""
+
+from vtrain.layers.base import VariationalLayer, kl_log_uniform
+from vtrain.layers.variational_embedding import VariationalEmbedding
