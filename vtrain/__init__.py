@@ -4,6 +4,14 @@ Subclass `vtrain.Model`, override `compute_losses(data, training)` to return a
 dict of named scalar terms, and call `fit` with no loss argument.
 """
 
+try:
+    import tensorflow as _tf  # noqa: F401
+except ImportError as _error:
+    raise ImportError(
+        "vtrain needs TensorFlow 2.16+, which is not installed. Install vtrain "
+        "with one of its extras: pip install 'vtrain[cpu]' (or '[gpu]')."
+    ) from _error
+
 import keras as _keras
 
 if _keras.backend.backend() != "tensorflow":
