@@ -13,6 +13,7 @@ from keras.src.saving import object_registration
 
 from vtrain import schedules
 from vtrain.callbacks import EpochScheduler
+from vtrain.optimizers import SparseLossScaleOptimizer
 
 _RESERVED_NAMES = ("loss", "learning_rate")
 
@@ -169,6 +170,12 @@ class Model(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         # Keras's own "loss" tracker would shadow ours in the epoch logs.
         self._loss_tracker = None
+        if type(self.optimizer) is keras.optimizers.LossScaleOptimizer:
+            # Keras wraps the optimizer under mixed_float16; its finiteness
+            # check densifies sparse embedding gradients (O(V * D) a step).
+            self.optimizer = SparseLossScaleOptimizer(
+                self.optimizer.inner_optimizer, name=self.optimizer.name
+            )
 
     def compile_from_config(self, config):
         """Re-compile from a saved `.keras` file (restores the optimizer).
