@@ -126,9 +126,9 @@ class VariationalModel(Model):
         Example:
         >>> import keras, vtrain
         >>> ids = keras.Input((4,), dtype="int32")
-        >>> out = vtrain.layers.VariationalEmbedding(10, 2)(ids)
+        >>> out = vtrain.layers.VariationalEmbedding(10, 2, name="words")(ids)
         >>> [l.name for l in vtrain.VariationalModel(ids, out).variational_layers()]
-        ['variational_embedding']
+        ['words']
         """
         return [
             layer

@@ -47,7 +47,7 @@ class VariationalEmbedding(VariationalLayer):
     Example:
     >>> import numpy as np
     >>> layer = VariationalEmbedding(100, 8, mask_zero=True)
-    >>> layer(np.array([[1, 2, 0]])).shape
+    >>> tuple(layer(np.array([[1, 2, 0]])).shape)
     (1, 3, 8)
     >>> float(layer.sparsity())
     0.0
