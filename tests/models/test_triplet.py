@@ -60,7 +60,7 @@ def test_model_terms_use_the_tag_table_and_text_tower():
     # the term is a pure function of the hand-set tag table and the anchors.
     model = small_model()
     table = np.array([[1.0, -0.5, 0.25], [-1.0, 2.0, 0.5]], np.float32)
-    model.tag_embedding.embeddings.assign(table)
+    model.tag_table.assign(table)
     ids = np.array([[1, 2, 0], [3, 4, 5], [6, 0, 0]], np.int32)
     tags = np.array([[1, 0], [0, 1], [1, 0]], np.float32)
     terms = model.compute_losses((ids, tags), training=False)
@@ -71,7 +71,7 @@ def test_model_terms_use_the_tag_table_and_text_tower():
     assert float(terms["triplet"]) == pytest.approx(expected, rel=1e-5)
     l2 = sum((w.numpy().astype(np.float64) ** 2).sum()
              for w in (model.word_embedding.embeddings, model.hidden.kernel,
-                       model.projection.kernel, model.tag_embedding.embeddings))
+                       model.projection.kernel, model.tag_table))
     assert float(terms["l2"]) == pytest.approx(l2, rel=1e-5)
     assert sorted(terms) == ["l2", "triplet"]
     assert sorted(small_model(loss="bpr").compute_losses((ids, tags), False)) == ["bpr", "l2"]
@@ -100,7 +100,7 @@ def test_recommend_ranks_all_tags_by_score():
     model = small_model(num_tags=6, embedding_dim=2)
     ids = np.array([[1, 2, 3], [4, 5, 0]], np.int32)
     anchor = model.encode_text(ids).numpy()
-    table = model.tag_embedding.embeddings.numpy()
+    table = model.tag_table.numpy()
     expected = np.argsort(-(anchor @ table.T), axis=1, kind="stable")[:, :4]
     got = model.recommend(ids, k=4).numpy()
     assert got.dtype == np.int32

@@ -24,9 +24,12 @@ Example:
 (2, 3)
 """
 
+import inspect
+
 import keras
 from keras import ops
 
+from vtrain import schedules
 from vtrain.model import Model
 
 LOSSES = ("hinge", "bpr")
@@ -143,14 +146,15 @@ class TripletRecommender(Model):
         self.dropout = keras.layers.Dropout(dropout, seed=seed)
         self.hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")
         self.projection = keras.layers.Dense(embedding_dim, name="projection")
-        self.tag_embedding = keras.layers.Embedding(
-            num_tags, embedding_dim, name="tag_embedding"
+        # The item tower is a plain weight, not an Embedding layer: the tags
+        # are not vocabulary rows (the launcher counts Embedding rows as such).
+        self.tag_table = self.add_weight(
+            shape=(num_tags, embedding_dim), initializer="uniform", name="tag_vectors"
         )
-        # Built now: compute_losses reads the tag table before any call().
+        # Built now: compute_losses reads the weights before any call().
         self.word_embedding.build()
         self.hidden.build((None, embedding_dim))
         self.projection.build((None, hidden_units))
-        self.tag_embedding.build()
         self.built = True
 
     def encode_text(self, token_ids, training=False):
@@ -165,7 +169,7 @@ class TripletRecommender(Model):
 
     def tag_vectors(self):
         """The item tower: `[num_tags, embedding_dim]`."""
-        return self.tag_embedding.embeddings
+        return self.tag_table
 
     def call(self, token_ids, training=False):
         return ops.matmul(self.encode_text(token_ids, training), ops.transpose(self.tag_vectors()))
@@ -242,3 +246,40 @@ class TripletRecommender(Model):
             seed=self.seed,
         )
         return config
+
+
+def build(model_config, data, weight_decay=None, learning_rate=None):
+    """An uncompiled `TripletRecommender` for `data`, from a config's `model` section.
+
+    The launcher's entry point (`vtrain.models.build_model`). Options are
+    the constructor's, plus `l2_weight` and `l2_decay`: the `l2` term's
+    weight is `l2_weight * l2_decay ** epoch`. `weight_decay` (the launcher's
+    KL weight) is accepted and unused: this model has no KL term.
+
+    Example:
+    >>> import types
+    >>> data = types.SimpleNamespace(vocabulary=["", "[UNK]", "vim"], tags=["a", "b"])
+    >>> model = build({"name": "triplet", "margin": 0.2, "l2_weight": 1e-5}, data)
+    >>> model.margin, model.loss_weight_schedules["l2"](1)
+    (0.2, 1e-05)
+    """
+    del weight_decay  # No variational layer, so no KL to weigh.
+    options = dict(model_config.items())
+    options.pop("name", None)
+    l2 = schedules.exponential_decay(
+        options.pop("l2_weight", 1e-6), options.pop("l2_decay", 1.0)
+    )
+    allowed = set(inspect.signature(TripletRecommender.__init__).parameters) - {
+        "self", "vocabulary_size", "num_tags", "kwargs",
+    }
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(
+            f"Model 'triplet' (TripletRecommender) received unknown option(s) "
+            f"{unknown}. Expected some of {sorted(allowed | {'l2_weight', 'l2_decay'})}; "
+            "remove the others from the config's model section."
+        )
+    return TripletRecommender(
+        vocabulary_size=len(data.vocabulary), num_tags=len(data.tags),
+        loss_weights={"l2": l2}, learning_rate=learning_rate, **options,
+    )
