@@ -42,6 +42,17 @@ def test_triplet_hinge_on_hand_made_embeddings_matches_numpy(margin):
     assert got == pytest.approx(expected, rel=1e-5)
 
 
+def test_hardest_negative_hinge_matches_numpy():
+    anchor, positive, negatives = hand_made(seed=2)
+    expected = np.mean([
+        max(0.0, 0.5 - a @ p + max(a @ n for n in ns))
+        for a, p, ns in zip(anchor, positive, negatives)
+    ])
+    got = float(triplet_hinge(anchor.astype("float32"), positive.astype("float32"),
+                              negatives.astype("float32"), 0.5, hardest=True))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
 def test_bpr_on_hand_made_embeddings_matches_numpy():
     anchor, positive, negatives = hand_made(seed=1)
     got = float(bpr(anchor.astype("float32"), positive.astype("float32"),

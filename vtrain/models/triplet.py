@@ -39,7 +39,7 @@ LOSSES = ("hinge", "bpr")
 _NEVER = -1e9
 
 
-def triplet_hinge(anchor, positive, negatives, margin):
+def triplet_hinge(anchor, positive, negatives, margin, hardest=False):
     """Mean triplet hinge `max(0, margin - a.p + a.n)` over examples and negatives.
 
     Args:
@@ -47,6 +47,8 @@ def triplet_hinge(anchor, positive, negatives, margin):
         positive: `[B, D]` vectors of one true tag per example.
         negatives: `[B, K, D]` vectors of K non-tags per example.
         margin: how much higher a true tag must score than a negative.
+        hardest: if True, only the highest-scoring of the K negatives counts
+            per example (the mean is then over examples).
 
     Example:
     >>> import numpy as np
@@ -56,6 +58,8 @@ def triplet_hinge(anchor, positive, negatives, margin):
     1.0
     """
     positive_score, negative_scores = _scores(anchor, positive, negatives)
+    if hardest:
+        negative_scores = ops.max(negative_scores, axis=1, keepdims=True)
     return ops.mean(ops.relu(margin - positive_score[:, None] + negative_scores))
 
 
@@ -98,6 +102,9 @@ class TripletRecommender(Model):
         hidden_units: width of the text tower's hidden layer.
         margin: hinge margin (ignored by BPR).
         num_negatives: negatives drawn per example and step.
+        hard_negatives: hinge only: if True, each example's term is its
+            highest-scoring sampled negative's (a WARP-like focus on the
+            tags ranked wrongly); else the mean over the K negatives.
         loss: `"hinge"` (term `triplet`) or `"bpr"` (term `bpr`).
         dropout: dropout rate on the pooled text vector in training.
         seed: seed of the positive / negative sampling.
@@ -113,6 +120,7 @@ class TripletRecommender(Model):
         hidden_units=256,
         margin=0.5,
         num_negatives=32,
+        hard_negatives=False,
         loss="hinge",
         dropout=0.0,
         seed=None,
@@ -136,6 +144,7 @@ class TripletRecommender(Model):
         self.hidden_units = hidden_units
         self.margin = float(margin)
         self.num_negatives = num_negatives
+        self.hard_negatives = bool(hard_negatives)
         self.loss_name = loss
         self.dropout_rate = dropout
         self.seed = seed
@@ -194,7 +203,9 @@ class TripletRecommender(Model):
         positive = ops.take(table, positive_ids, axis=0)
         negatives = ops.take(table, negative_ids, axis=0)
         if self.loss_name == "hinge":
-            ranking = {"triplet": triplet_hinge(anchor, positive, negatives, self.margin)}
+            ranking = {"triplet": triplet_hinge(
+                anchor, positive, negatives, self.margin, hardest=self.hard_negatives
+            )}
         else:
             ranking = {"bpr": bpr(anchor, positive, negatives)}
         return {**ranking, "l2": self.l2()}
@@ -241,6 +252,7 @@ class TripletRecommender(Model):
             hidden_units=self.hidden_units,
             margin=self.margin,
             num_negatives=self.num_negatives,
+            hard_negatives=self.hard_negatives,
             loss=self.loss_name,
             dropout=self.dropout_rate,
             seed=self.seed,
