@@ -1,0 +1,258 @@
+"""`train_and_evaluate(config, workdir)`: the one place that reads a config.
+
+It loads and vectorizes the data, builds the model named by the config,
+trains it with the run-hygiene callbacks (validation F1@3, best checkpoint,
+backup for resuming, TensorBoard), restores the best epoch's weights,
+evaluates on the test split and writes `WORKDIR/results.json`.
+
+Workdir layout::
+
+    WORKDIR/config.json               the config of the run (a re-run must match)
+    WORKDIR/backup/                   BackupAndRestore state, deleted when fit ends
+    WORKDIR/checkpoints/best.keras    the model at its best validation F1@3
+    WORKDIR/checkpoints/best.json     that F1@3 and its epoch (0-based)
+    WORKDIR/tensorboard/{train,validation}/   epoch logs
+    WORKDIR/results.json              test metrics; present = the run is finished
+
+Re-running into the same workdir resumes an interrupted run from its last
+finished epoch, and only prints the results of a finished one.
+"""
+
+import os
+import time
+
+import keras
+from absl import logging
+
+from vtrain import checkpoints, evaluate, optimizers, schedules
+from vtrain.data import pipeline
+from vtrain.models import build_model
+
+MONITOR_K = 3
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the flag and the fix.
+
+    Example:
+    >>> str(ConfigError("data.batch_size", 0, "an integer >= 1"))
+    'Invalid value for --config.data.batch_size: received 0. Expected an integer >= 1.'
+    """
+
+    def __init__(self, field, received, expected, fix=""):
+        message = (f"Invalid value for --config.{field}: received {received!r}. "
+                   f"Expected {expected}.")
+        super().__init__(message + (f" {fix}" if fix else ""))
+        self.field = field
+
+
+def train_and_evaluate(config, workdir, callbacks=()):
+    """Trains `config`'s model into `workdir` and returns the results dict.
+
+    Args:
+        config: an `ml_collections.ConfigDict` like `configs/default.py`'s.
+        workdir: the run's folder; created if missing. A finished run
+            (`results.json` present) is not retrained; an interrupted one
+            resumes from its last finished epoch.
+        callbacks: extra Keras callbacks, run after vtrain's own.
+
+    Returns:
+        The dict written to `WORKDIR/results.json`: `test` metrics
+        (`precision@k`, `recall@k`, `f1@k`, `ndcg@k` for k = 1, 3, 5),
+        `validation` metrics of the restored best model, `best_epoch`,
+        `vocabulary_size`, `kept_vocabulary`, `sparsity`, `seconds`, ...
+
+    Raises:
+        ConfigError: a config value is invalid, or differs from the one the
+            workdir was started with.
+        vtrain.data.loaders.DataError: the data file is missing or malformed.
+    """
+    start = time.monotonic()
+    workdir = os.path.abspath(workdir)
+    results_path = os.path.join(workdir, "results.json")
+    results = checkpoints.read_json(results_path)
+    if results is not None:
+        logging.info("%s exists: the run is finished, not retraining.", results_path)
+        print(evaluate.format_table(results))
+        return results
+
+    check_config(config)
+    _check_same_config(config, workdir)
+    keras.utils.set_random_seed(config.seed)
+
+    data = pipeline.load_tag_data(
+        config.data.path or None,
+        sequence_length=config.data.sequence_length,
+        min_word_count=config.data.min_word_count,
+        max_vocabulary_size=config.data.max_vocabulary_size,
+        lowercase=config.data.lowercase,
+        strip_punctuation=config.data.strip_punctuation,
+        batch_size=config.data.batch_size,
+        eval_batch_size=config.data.eval_batch_size,
+        min_tag_train_uses=config.data.min_tag_train_uses,
+        max_train_examples=config.data.max_train_examples,
+        seed=config.seed,
+    )
+    logging.info("Data: %d train examples, %d tags, %d vocabulary rows, "
+                 "sequence length %d (%.0f s).", data.num_train, data.num_tags,
+                 data.vocabulary_size, data.sequence_length, time.monotonic() - start)
+
+    model = build_model(
+        config.model, data,
+        weight_decay=schedules.linear_warmup(
+            config.train.kl_scale / data.num_train,
+            warmup_epochs=config.train.kl_warmup_epochs,
+        ),
+        learning_rate=schedules.exponential_decay(
+            config.train.learning_rate, config.train.learning_rate_decay
+        ),
+    )
+    model.compile(optimizer=optimizers.get(config.train.optimizer,
+                                           config.train.learning_rate))
+
+    validation = evaluate.RankingValidation(data.validation, k=MONITOR_K)
+    best_path = os.path.join(workdir, "checkpoints", "best.keras")
+    best = checkpoints.BestCheckpoint(best_path, monitor=validation.monitor)
+    backup = keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"))
+    if best.finished:
+        # Crashed between the end of fit and results.json: do not retrain.
+        logging.info("Training finished in an earlier session; evaluating it.")
+        model(next(iter(data.validation))[0])  # builds the weights to load into
+        model.optimizer.build(model.trainable_variables)
+        epochs_run = 0
+    else:
+        history = model.fit(
+            data.train,
+            validation_data=data.validation,
+            epochs=config.train.num_epochs,
+            callbacks=[
+                # Order matters: the first two add to the epoch logs that the
+                # checkpoint and TensorBoard read; the backup is written last,
+                # so a resumed run never restarts before a saved best.
+                validation,
+                evaluate.VocabularyLogger(),
+                best,
+                keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
+                                            write_graph=False),
+                backup,
+                *callbacks,
+            ],
+            shuffle=False,  # the train split is shuffled by the pipeline
+            verbose=1,
+        )
+        epochs_run = len(history.history.get("loss", []))
+    train_seconds = time.monotonic() - start
+
+    # The test split is measured on the best validation epoch, not the last.
+    model.load_weights(best_path)
+    logging.info("Restored the weights of epoch %d (validation F1@%d %.4f).",
+                 best.best_epoch + 1, MONITOR_K, best.best)
+    logging.info("Evaluating on the test split.")
+    test = evaluate.ranking_results(model, data.test, progress=True)
+    results = {
+        "model": config.model.name,
+        "test": test,
+        "validation": evaluate.ranking_results(model, data.validation),
+        "best_epoch": best.best_epoch + 1,
+        "num_epochs": config.train.num_epochs,
+        "epochs_run_in_last_session": epochs_run,
+        **evaluate.vocabulary_stats(model),
+        "num_train": data.num_train,
+        "num_tags": data.num_tags,
+        "train_seconds": train_seconds,
+        "seconds": time.monotonic() - start,
+        "workdir": workdir,
+    }
+    checkpoints.write_json(results_path, results)
+    print(evaluate.format_table(results))
+    return results
+
+
+# (section, field) -> (kind, description of valid values)
+_POSITIVE = "an integer >= 1"
+_COUNT = "an integer >= 0 (0 means no limit)"
+_FIELDS = {
+    ("data", "sequence_length"): _POSITIVE,
+    ("data", "min_word_count"): _POSITIVE,
+    ("data", "max_vocabulary_size"): _COUNT,
+    ("data", "batch_size"): _POSITIVE,
+    ("data", "eval_batch_size"): _POSITIVE,
+    ("data", "min_tag_train_uses"): _POSITIVE,
+    ("data", "max_train_examples"): _COUNT,
+    ("train", "num_epochs"): _POSITIVE,
+    ("train", "kl_warmup_epochs"): "an integer >= 0",
+}
+
+
+def check_config(config):
+    """Raises `ConfigError` for the first invalid value in `config`.
+
+    Example:
+    >>> import ml_collections
+    >>> config = ml_collections.ConfigDict({"data": {"path": "x.jsonl"}})
+    >>> check_config(config)
+    Traceback (most recent call last):
+    ...
+    vtrain.train.ConfigError: Invalid value for --config.data.path: received 'x.jsonl'. \
+Expected an existing JSONL, JSON or TSV file with fields text and tags (or "" for the \
+bundled dataset). The file was not found (relative paths start in ...).
+    """
+    path = config.data.path
+    if path and not os.path.isfile(path):
+        raise ConfigError(
+            "data.path", path,
+            "an existing JSONL, JSON or TSV file with fields text and tags (or \"\" "
+            "for the bundled dataset)",
+            f"The file was not found (relative paths start in {os.getcwd()}).",
+        )
+    for (section, field), expected in _FIELDS.items():
+        value = config[section][field]
+        minimum = 1 if expected == _POSITIVE else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{section}.{field}", value, expected)
+    for field in ("learning_rate", "kl_scale"):
+        value = config.train[field]
+        if not isinstance(value, (int, float)) or value < 0 or (
+            field == "learning_rate" and value == 0
+        ):
+            raise ConfigError(f"train.{field}", value,
+                              "a positive number" if field == "learning_rate"
+                              else "a number >= 0 (0 turns the KL term off)")
+    decay = config.train.learning_rate_decay
+    if not isinstance(decay, (int, float)) or not 0 < decay <= 1:
+        raise ConfigError("train.learning_rate_decay", decay,
+                          "a factor in (0, 1] applied once per epoch (1 = constant)")
+
+
+def _check_same_config(config, workdir):
+    """Records the config in a new workdir; refuses a different one on resume."""
+    path = os.path.join(workdir, "config.json")
+    current = config.to_dict()
+    saved = checkpoints.read_json(path)
+    if saved is None:
+        checkpoints.write_json(path, current)
+        return
+    differences = sorted(_differences(saved, current))
+    if differences:
+        raise ConfigError(
+            differences[0], _lookup(current, differences[0]),
+            f"{_lookup(saved, differences[0])!r}, the value this workdir was "
+            f"started with ({path})",
+            f"Fields that differ: {', '.join(differences)}. Resume with the same "
+            "config, or train into a new --workdir.",
+        )
+
+
+def _differences(saved, current, prefix=""):
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from _differences(a, b, f"{prefix}{key}.")
+        elif a != b and not (isinstance(b, tuple) and list(b) == a):
+            yield f"{prefix}{key}"
+
+
+def _lookup(tree, dotted):
+    for key in dotted.split("."):
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
