@@ -1,0 +1,239 @@
+"""Tests for vtrain.callbacks: NaNGuard and the atomic checkpoint callbacks.
+
+(`EpochScheduler` is covered by its docstring example, run in test_docs.)
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import vtrain
+from vtrain import callbacks
+from vtrain.callbacks import (
+    AtomicBackupAndRestore,
+    AtomicModelCheckpoint,
+    NaNGuard,
+    NonFiniteLossError,
+)
+
+# 16 examples in batches of 4: 4 steps an epoch. Optimizer step index 6
+# (0-based, counted before the update) is epoch 1, batch 2.
+X = np.linspace(-1, 1, 48).reshape(16, 3).astype("float32")
+Y = X.sum(axis=1)
+BAD_STEP = 6
+
+
+@keras.saving.register_keras_serializable(package="vtrain_tests")
+class Poisoned(vtrain.Model):
+    """Regression whose `mse` term is multiplied by `value` at one step.
+
+    NaN or inf times the gradient poisons the weights too, as a real
+    divergence would, so a checkpoint written after that step would be bad.
+    """
+
+    def __init__(self, value, at=BAD_STEP, in_validation=False, **kwargs):
+        super().__init__(**kwargs)
+        self.value, self.at, self.in_validation = value, at, in_validation
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def get_config(self):
+        return {**super().get_config(), "value": self.value, "at": self.at,
+                "in_validation": self.in_validation}
+
+    def compute_losses(self, data, training):
+        x, y = data
+        mse = ops.mean((self(x)[:, 0] - y) ** 2)
+        if training:
+            hit = ops.equal(self.optimizer.iterations, self.at)
+        else:
+            hit = ops.convert_to_tensor(self.in_validation)
+        mse = mse * ops.where(hit, self.value, 1.0)
+        return {"mse": mse, "l2": ops.sum(self.dense.kernel**2)}
+
+
+def _poisoned(value, **kwargs):
+    model = Poisoned(value, **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    model(X[:1])
+    return model
+
+
+class Snapshots(keras.callbacks.Callback):
+    """Records the weights after every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_guard_names_the_term_epoch_and_step(value):
+    model = _poisoned(value)
+    with pytest.raises(NonFiniteLossError) as error:
+        model.fit(X, Y, batch_size=4, epochs=3, verbose=0, callbacks=[NaNGuard()])
+    message = str(error.value)
+    assert f"the loss term 'mse' is {float(value)} at epoch 1, batch 2 " in message
+    assert "optimizer step 7" in message
+    assert "l2=" in message and "loss=" in message
+    e = error.value
+    assert (e.term, e.epoch, e.batch, e.step) == ("mse", 1, 2, 7)
+    assert isinstance(e, RuntimeError)  # a launcher's generic handler sees it
+
+
+def test_guard_checks_validation_terms():
+    model = _poisoned(np.nan, at=-1, in_validation=True)
+    with pytest.raises(NonFiniteLossError, match=r"'val_mse' is nan in validation after epoch 0") as error:
+        model.fit(X, Y, batch_size=4, epochs=2, verbose=0,
+                  validation_data=(X, Y), callbacks=[NaNGuard()])
+    assert error.value.batch is None
+
+
+def test_guard_on_a_plain_keras_model_checks_the_total():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    y = Y.copy()
+    y[5] = np.nan  # batch 1 of every epoch
+    with pytest.raises(NonFiniteLossError, match=r"the total 'loss' is nan at epoch 0, batch 1"):
+        model.fit(X, y, batch_size=4, epochs=1, verbose=0, shuffle=False,
+                  callbacks=[NaNGuard()])
+
+
+def test_guard_without_problem_is_silent():
+    model = _poisoned(1.0)
+    history = model.fit(X, Y, batch_size=4, epochs=2, verbose=0, callbacks=[NaNGuard()])
+    assert len(history.history["loss"]) == 2
+
+
+def test_last_good_checkpoint_stays(tmp_path):
+    """Checkpoint callbacks placed *before* the guard, saving every batch:
+    the worst order. They skip the poisoned batch; the guard then stops."""
+    model = _poisoned(np.nan)
+    snapshots = Snapshots()
+    checkpoint = tmp_path / "last.weights.h5"
+    backup_dir = tmp_path / "backup"
+    with pytest.warns(UserWarning) as warned:
+        with pytest.raises(NonFiniteLossError):
+            model.fit(
+                X, Y, batch_size=4, epochs=3, verbose=0,
+                callbacks=[
+                    snapshots,
+                    AtomicModelCheckpoint(checkpoint, save_weights_only=True, save_freq=1),
+                    AtomicBackupAndRestore(backup_dir, save_freq=1),
+                    NaNGuard(),
+                ],
+            )
+    messages = sorted(str(w.message) for w in warned if "Atomic" in str(w.message))
+    assert messages == [
+        "AtomicBackupAndRestore: not backing up: mse is nan. The last backup is kept.",
+        "AtomicModelCheckpoint: not saving epoch 1 (0-based): mse is nan. "
+        "The last checkpoint is kept.",
+    ]
+    assert len(snapshots.weights) == BAD_STEP + 1
+    assert not all(np.isfinite(w).all() for w in snapshots.weights[-1])  # bad state
+    good = snapshots.weights[-2]
+
+    restored = _poisoned(1.0)
+    restored.load_weights(checkpoint)
+    for got, want in zip(restored.get_weights(), good):
+        np.testing.assert_array_equal(got, want)
+
+    # The backup survives (no on_train_end ran) and resumes from the same state.
+    resumed = _poisoned(1.0)
+    backup = AtomicBackupAndRestore(backup_dir)
+    backup.set_model(resumed)
+    backup.on_train_begin()
+    for got, want in zip(resumed.get_weights(), good):
+        np.testing.assert_array_equal(got, want)
+    assert resumed._initial_epoch == 1
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+
+
+def test_backup_crash_before_commit_resumes_from_the_previous_backup(tmp_path, monkeypatch):
+    model = _poisoned(1.0)
+    backup = AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)
+    model.fit(X, Y, batch_size=4, epochs=1, verbose=0, callbacks=[backup])
+    after_epoch_0 = model.get_weights()
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash before the metadata commit")
+
+    # The next backup writes its weights file, then dies before the commit.
+    monkeypatch.setattr(callbacks.vtrain_io, "atomic_write_json", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        model.fit(X, Y, batch_size=4, epochs=2, verbose=0, callbacks=[backup])
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == [
+        "backup-1.weights.h5", "backup-2.weights.h5", "training_metadata.json",
+    ]
+
+    resumed = _poisoned(1.0)
+    history = resumed.fit(X, Y, batch_size=4, epochs=2, verbose=0,
+                          callbacks=[Snapshots(), AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)])
+    assert len(history.history["loss"]) == 1  # epoch 0 restored, epoch 1 run
+    # Epoch 1 started from the committed epoch-0 state, not the orphan file.
+    reference = _poisoned(1.0)
+    reference.set_weights(after_epoch_0)
+    reference.fit(X, Y, batch_size=4, epochs=2, initial_epoch=1, verbose=0)
+    for got, want in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
+    # The next commit reused the orphan's name and removed the old file.
+    assert sorted(os.listdir(tmp_path)) == ["backup-2.weights.h5", "training_metadata.json"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", r"Cannot resume from .*training_metadata.json"),
+        ('{"epoch": 2, "batch": 0}', r"missing 'epoch' \(int\) or 'weights'.*Keras BackupAndRestore"),
+    ],
+)
+def test_backup_metadata_errors(tmp_path, text, message):
+    (tmp_path / "training_metadata.json").write_text(text)
+    backup = AtomicBackupAndRestore(tmp_path)
+    backup.set_model(_poisoned(1.0))
+    with pytest.raises(ValueError, match=message):
+        backup.on_train_begin()
+
+
+def test_model_checkpoint_formats_names_and_keeps_the_best(tmp_path):
+    model = _poisoned(1.0)
+    pattern = str(tmp_path / "model-{epoch:02d}.keras")
+    best = str(tmp_path / "best.weights.h5")
+    model.fit(
+        X, Y, batch_size=4, epochs=2, verbose=0, validation_data=(X, Y),
+        callbacks=[
+            AtomicModelCheckpoint(pattern),
+            AtomicModelCheckpoint(best, save_weights_only=True, save_best_only=True),
+        ],
+    )
+    assert sorted(os.listdir(tmp_path)) == ["best.weights.h5", "model-01.keras", "model-02.keras"]
+    loaded = keras.saving.load_model(tmp_path / "model-02.keras")
+    for got, want in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_first_non_finite_reads_arrays_and_scalars():
+    assert callbacks.first_non_finite({"kl": np.array([np.nan])}, ["kl"])[0] == "kl"
+    assert callbacks.first_non_finite(None, ["kl"]) is None
+    model = _poisoned(1.0)
+    assert callbacks.monitored_terms(model) == ["loss"]  # terms known after fit
+    model.fit(X, Y, batch_size=4, epochs=1, verbose=0)
+    assert callbacks.monitored_terms(model) == ["mse", "l2", "loss"]
+
+
+def test_metadata_is_json_written_by_the_callback(tmp_path):
+    model = _poisoned(1.0)
+    model.fit(X, Y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)])
+    metadata = json.loads((tmp_path / "training_metadata.json").read_text())
+    assert metadata == {"batch": 0, "epoch": 1, "weights": "backup-1.weights.h5"}

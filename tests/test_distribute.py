@@ -1,0 +1,344 @@
+"""Tests for vtrain.distribute: strategies by name, `example_mean`, and the
+same training on one replica and on two (MirroredStrategy on 2 logical CPUs).
+
+The helpers at the top (`IdNoiseEmbedding`, `ExampleMeanModel`, `train`) are
+imported by the subprocess scripts here and by `tests/test_multi_worker.py`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+import vtrain
+from vtrain import distribute
+from vtrain.distribute import example_mean
+from vtrain.layers import VariationalEmbedding
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VOCAB, LENGTH, CLASSES = 12, 5, 3
+SUBPROCESS_TIMEOUT = 300  # seconds: a bound for a hung collective; ~20 s on 2 idle cores
+
+
+class IdNoiseEmbedding(VariationalEmbedding):
+    """`VariationalEmbedding` whose training noise is a fixed function of the id.
+
+    The real layer draws fresh Gaussian noise, and on N replicas each replica
+    draws its own stream for its own slice, so no two runs see the same
+    noise. Here `eps(id) = sin(1.7 id + 0.3)`: the same for a token whatever
+    replica it lands on, yet non-zero, so `log_alpha` still gets a data
+    gradient through `mu * (1 + sqrt(alpha) * eps)` (inference masking would
+    give it none).
+    """
+
+    def call(self, inputs, training=False):
+        if not training:
+            return super().call(inputs, training=False)
+        ids = ops.cast(inputs, "int32")
+        mu = tf.gather(self.embeddings.value, ids)
+        log_alpha = self.clipped_log_alpha()
+        noise = tf.sin(1.7 * tf.cast(ids, "float32") + 0.3)[..., None]
+        return mu * (1.0 + ops.exp(0.5 * tf.gather(log_alpha, ids)) * noise)
+
+
+class ExampleMeanModel(vtrain.VariationalModel):
+    """`VariationalModel` with its cross-entropy averaged by `example_mean`.
+
+    What `vtrain.VariationalModel` should do itself (the diff is in the
+    issue 7 report); until then the stock model is biased on an uneven last
+    batch (see `test_mirrored_stock_model_on_uneven_batches`).
+    """
+
+    def cross_entropy(self, y, logits, sample_weight=None):
+        per_example = ops.sparse_categorical_crossentropy(
+            ops.reshape(ops.cast(y, "int32"), (-1,)),
+            ops.cast(logits, "float32"),
+            from_logits=True,
+        )
+        return example_mean(per_example, sample_weight)
+
+
+class MultiWorkerFixes:
+    """Works around two Keras 3.15 bugs that break `fit` under
+    `MultiWorkerMirroredStrategy` (keras-team/keras#20585); the same change
+    for `vtrain.Model` is in the issue 7 report.
+
+    1. Keras's symbolic build averages the first batch over replicas with
+       `strategy.reduce("MEAN", ...)`, which fails on a multi-worker
+       `PerReplica` (and turns integer ids into floats anyway): build from
+       this replica's local batch instead.
+    2. Keras reduces the step's outputs with `strategy.reduce("MEAN", v,
+       axis=0)`, which fails on scalars: return the logs with a leading axis
+       of 1 (epoch logs are read from the trackers, so they stay exact).
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = next(batches)
+                break
+        strategy = self.distribute_strategy
+        data_batch = tf.nest.map_structure(
+            lambda t: strategy.experimental_local_results(t)[0]
+            if isinstance(t, tf.distribute.DistributedValues)
+            else t,
+            data_batch,
+        )
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def _update_trackers(self, total, terms, data):
+        logs = super()._update_trackers(total, terms, data)
+        strategy = tf.distribute.get_strategy()
+        # The condition under which Keras takes that path.
+        if isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ) and strategy.extended._in_multi_worker_mode():
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+
+class MultiWorkerExampleMeanModel(MultiWorkerFixes, ExampleMeanModel):
+    pass
+
+
+MODELS = {
+    "stock": vtrain.VariationalModel,
+    "example_mean": ExampleMeanModel,
+    "multi_worker_example_mean": MultiWorkerExampleMeanModel,
+}
+
+# name: (model, examples, batch size, optimizer, sample weights). 19 = 8 + 8
+# + 3: the last batch splits 2 + 1 on two replicas; 17 = 8 + 8 + 1: it
+# splits 1 + 0, where a plain mean over the empty slice is NaN. Plain SGD is
+# the sensitive optimizer: a gradient off by a factor moves the weights by
+# that factor (Adam's step would hide it); lazy_adam covers the sparse path.
+CASES = {
+    "stock_even": ("stock", 32, 8, "sgd", False),
+    "stock_uneven": ("stock", 19, 8, "sgd", False),
+    "stock_one_plus_zero": ("stock", 17, 8, "sgd", False),
+    "helper_uneven_weighted": ("example_mean", 19, 8, "sgd", True),
+    "helper_one_plus_zero": ("example_mean", 17, 8, "lazy_adam", False),
+    # tests/test_multi_worker.py: the same as helper_uneven_weighted.
+    "multi_worker": ("multi_worker_example_mean", 19, 8, "sgd", True),
+}
+MIRRORED_CASES = [case for case in CASES if case != "multi_worker"]
+
+
+def make_data(examples, weighted, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, VOCAB, (examples, LENGTH)).astype("int32")
+    y = rng.integers(0, CLASSES, examples).astype("int32")
+    weights = rng.uniform(0.5, 2.0, examples).astype("float32") if weighted else None
+    return x, y, weights
+
+
+def build_model(kind):
+    ids = keras.Input((LENGTH,), dtype="int32")
+    h = IdNoiseEmbedding(VOCAB, 4, name="embed")(ids)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    logits = keras.layers.Dense(CLASSES, name="out")(h)
+    model = MODELS[kind](ids, logits, weight_decay=0.05)
+    # The same initial weights in every process, whatever the strategy.
+    rng = np.random.default_rng(42)
+    model.set_weights(
+        [rng.uniform(-1.0, 1.0, w.shape).astype(w.dtype) for w in model.get_weights()]
+    )
+    return model
+
+
+def train(strategy, case, epochs=2):
+    """Trains `CASES[case]` under `strategy`; returns weights and history."""
+    kind, examples, batch_size, optimizer, weighted = CASES[case]
+    x, y, weights = make_data(examples, weighted)
+    xv, yv, _ = make_data(7, False, seed=1)  # 4 + 3: 2 + 2, then 2 + 1
+    with strategy.scope():
+        model = build_model(kind)
+        model.compile(optimizer=vtrain.optimizers.get(optimizer, 0.3))
+    history = model.fit(
+        x, y, sample_weight=weights, batch_size=batch_size, epochs=epochs,
+        validation_data=(xv, yv), validation_batch_size=4, shuffle=False,
+        verbose=0,
+    ).history
+    return [w.tolist() for w in model.get_weights()], history
+
+
+def compare(got, want):
+    """Largest weight difference and largest relative difference of the logs."""
+    (got_w, got_h), (want_w, want_h) = got, want
+    weights = max(
+        float(np.max(np.abs(np.array(a) - np.array(b)))) for a, b in zip(got_w, want_w)
+    )
+    logs = {}
+    for key in ("cross_entropy", "kl", "loss", "val_cross_entropy", "val_kl", "val_loss"):
+        a, b = np.array(got_h[key]), np.array(want_h[key])
+        logs[key] = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-6)))
+    return {"weights": weights, "logs": logs}
+
+
+_MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, os
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np
+    from vtrain import distribute
+    distribute.split_cpu(2)  # before anything initialises TensorFlow
+    from tests.test_distribute import MIRRORED_CASES, compare, train
+
+    mirrored = distribute.get_strategy("mirrored")
+    one = distribute.get_strategy("none")
+    results = {"replicas": mirrored.num_replicas_in_sync}
+    for case in MIRRORED_CASES:
+        two = train(mirrored, case)
+        results[case] = compare(two, train(one, case))
+        results[case]["finite_logs"] = bool(
+            all(np.isfinite(v).all() for v in two[1].values()))
+    print(json.dumps(results))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def mirrored_results():
+    """Runs every case on 1 and on 2 replicas in one bounded subprocess."""
+    run = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_SCRIPT],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO},
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    assert results.pop("replicas") == 2
+    return results
+
+
+@pytest.mark.parametrize(
+    "case", ["stock_even", "helper_uneven_weighted", "helper_one_plus_zero"]
+)
+def test_mirrored_matches_one_replica(mirrored_results, case):
+    result = mirrored_results[case]
+    assert result["weights"] < 1e-5, result
+    assert max(result["logs"].values()) < 1e-5, result
+    assert result["finite_logs"], result
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="VariationalModel.cross_entropy uses ops.mean, a per-replica mean: "
+    "biased on an uneven last batch. Fixed by the example_mean diff in the "
+    "issue 7 report; then remove this mark.",
+)
+@pytest.mark.parametrize("case", ["stock_uneven", "stock_one_plus_zero"])
+def test_mirrored_stock_model_on_uneven_batches(mirrored_results, case):
+    # Measured with ops.mean: 2 + 1 split, weights off by 0.087 after two
+    # epochs; 1 + 0 split, cross_entropy and loss logged as NaN every epoch.
+    result = mirrored_results[case]
+    assert result["finite_logs"], result
+    assert result["weights"] < 1e-5, result
+    assert max(result["logs"].values()) < 1e-5, result
+
+
+# In-process: TensorFlow here has one CPU device and no strategy.
+
+
+def test_example_mean_matches_numpy():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(4, 3)).astype("float32")
+    weights = rng.uniform(size=4).astype("float32")
+    got = float(example_mean(values, sample_weight=weights))
+    np.testing.assert_allclose(got, (values * weights[:, None]).sum() / 12, rtol=1e-6)
+    assert float(example_mean(values)) == pytest.approx(values.mean(), abs=1e-6)
+    assert float(example_mean(np.zeros((0, 3)))) == 0.0
+    column = weights[:, None]  # Keras may hand sample weights as [B, 1]
+    np.testing.assert_allclose(
+        float(example_mean(values[:, 0], column)), (values[:, 0] * weights).sum() / 4,
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        float(example_mean(values, column)), (values * column).sum() / 12, rtol=1e-6
+    )
+
+
+def test_example_mean_gradient_is_the_mean_gradient():
+    w = tf.Variable([1.0, 2.0, 3.0])
+    with tf.GradientTape() as tape:
+        value = example_mean(w * tf.constant([1.0, 1.0, 4.0]))
+    np.testing.assert_allclose(tape.gradient(value, w).numpy(), [1 / 3, 1 / 3, 4 / 3])
+
+
+def test_example_mean_rejects_a_scalar():
+    with pytest.raises(ValueError, match="received a scalar.*rank >= 1"):
+        example_mean(tf.constant(1.0))
+
+
+def test_get_strategy_none_and_unknown_names():
+    assert distribute.get_strategy("none").num_replicas_in_sync == 1
+    with pytest.raises(ValueError, match=r"'multiworker'.*Did you mean 'multi_worker'"):
+        distribute.get_strategy("multiworker")
+    with pytest.raises(ValueError, match="devices= applies to 'mirrored' only"):
+        distribute.get_strategy("none", devices=["/cpu:0"])
+
+
+def test_get_strategy_mirrored_is_cached():
+    first = distribute.get_strategy("mirrored", devices=["/cpu:0"])
+    assert first.num_replicas_in_sync == 1
+    assert distribute.get_strategy("mirrored", devices=["/cpu:0"]) is first
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, "needs the TF_CONFIG environment variable, but it is not set"),
+        ("", "but it is empty"),
+        ("{cluster: 1}", r"not JSON .*Received '\{cluster: 1\}'"),
+        ("[1]", "not a JSON object"),
+        ('{"task": {"type": "worker", "index": 0}}', 'no "cluster" entry'),
+        ('{"cluster": {"worker": "127.0.0.1:1"}}', r'cluster\["worker"\] must be'),
+        ('{"cluster": {"worker": ["localhost"]}}', r'"host:port" strings'),
+        ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}',
+         'no "worker"'),
+        ('{"cluster": {"worker": ["a:1"]}}', 'no "task" entry'),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+         "task type 'chief' is not a role"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+         r"task index 1 is not in \[0, 1\)"),
+    ],
+)
+def test_multi_worker_tf_config_errors(monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ValueError, match=message) as error:
+        distribute.get_strategy("multi_worker")
+    # Every message shows the expected shape and the way out.
+    assert '"task": {"type": "worker", "index": 0}' in str(error.value)
+    assert "'mirrored'" in str(error.value)
+
+
+def test_split_cpu_after_start_says_when_to_call_it():
+    tf.constant(0)  # TensorFlow is initialised with one CPU device
+    assert distribute.split_cpu(1) == 1
+    with pytest.raises(RuntimeError, match="already initialised with 1.*program start"):
+        distribute.split_cpu(2)
+    with pytest.raises(ValueError, match="received 0"):
+        distribute.split_cpu(0)
+
+
+def test_reliability_doc_blocks_run():
+    from tests.test_docs import python_blocks
+
+    blocks = python_blocks("docs/reliability.md")
+    assert blocks
+    for number, block in enumerate(blocks):
+        exec(compile(block, f"docs/reliability.md[block {number}]", "exec"), {})
