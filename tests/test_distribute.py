@@ -1,7 +1,7 @@
 """Tests for vtrain.distribute: strategies by name, `example_mean`, and the
 same training on one replica and on two (MirroredStrategy on 2 logical CPUs).
 
-The helpers at the top (`IdNoiseEmbedding`, `ExampleMeanModel`, `train`) are
+The helpers at the top (`IdNoiseEmbedding`, `train`) are
 imported by the subprocess scripts here and by `tests/test_multi_worker.py`.
 """
 
@@ -48,72 +48,7 @@ class IdNoiseEmbedding(VariationalEmbedding):
         return mu * (1.0 + ops.exp(0.5 * tf.gather(log_alpha, ids)) * noise)
 
 
-class ExampleMeanModel(vtrain.VariationalModel):
-    """`VariationalModel` with its cross-entropy averaged by `example_mean`.
-
-    What `vtrain.VariationalModel` should do itself (the diff is in the
-    issue 7 report); until then the stock model is biased on an uneven last
-    batch (see `test_mirrored_stock_model_on_uneven_batches`).
-    """
-
-    def cross_entropy(self, y, logits, sample_weight=None):
-        per_example = ops.sparse_categorical_crossentropy(
-            ops.reshape(ops.cast(y, "int32"), (-1,)),
-            ops.cast(logits, "float32"),
-            from_logits=True,
-        )
-        return example_mean(per_example, sample_weight)
-
-
-class MultiWorkerFixes:
-    """Works around two Keras 3.15 bugs that break `fit` under
-    `MultiWorkerMirroredStrategy` (keras-team/keras#20585); the same change
-    for `vtrain.Model` is in the issue 7 report.
-
-    1. Keras's symbolic build averages the first batch over replicas with
-       `strategy.reduce("MEAN", ...)`, which fails on a multi-worker
-       `PerReplica` (and turns integer ids into floats anyway): build from
-       this replica's local batch instead.
-    2. Keras reduces the step's outputs with `strategy.reduce("MEAN", v,
-       axis=0)`, which fails on scalars: return the logs with a leading axis
-       of 1 (epoch logs are read from the trackers, so they stay exact).
-    """
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, batches in iterator:
-                data_batch = next(batches)
-                break
-        strategy = self.distribute_strategy
-        data_batch = tf.nest.map_structure(
-            lambda t: strategy.experimental_local_results(t)[0]
-            if isinstance(t, tf.distribute.DistributedValues)
-            else t,
-            data_batch,
-        )
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    def _update_trackers(self, total, terms, data):
-        logs = super()._update_trackers(total, terms, data)
-        strategy = tf.distribute.get_strategy()
-        # The condition under which Keras takes that path.
-        if isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ) and strategy.extended._in_multi_worker_mode():
-            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
-        return logs
-
-
-class MultiWorkerExampleMeanModel(MultiWorkerFixes, ExampleMeanModel):
-    pass
-
-
-MODELS = {
-    "stock": vtrain.VariationalModel,
-    "example_mean": ExampleMeanModel,
-    "multi_worker_example_mean": MultiWorkerExampleMeanModel,
-}
+MODELS = {"stock": vtrain.VariationalModel}
 
 # name: (model, examples, batch size, optimizer, sample weights). 19 = 8 + 8
 # + 3: the last batch splits 2 + 1 on two replicas; 17 = 8 + 8 + 1: it
@@ -124,10 +59,10 @@ CASES = {
     "stock_even": ("stock", 32, 8, "sgd", False),
     "stock_uneven": ("stock", 19, 8, "sgd", False),
     "stock_one_plus_zero": ("stock", 17, 8, "sgd", False),
-    "helper_uneven_weighted": ("example_mean", 19, 8, "sgd", True),
-    "helper_one_plus_zero": ("example_mean", 17, 8, "lazy_adam", False),
+    "helper_uneven_weighted": ("stock", 19, 8, "sgd", True),
+    "helper_one_plus_zero": ("stock", 17, 8, "lazy_adam", False),
     # tests/test_multi_worker.py: the same as helper_uneven_weighted.
-    "multi_worker": ("multi_worker_example_mean", 19, 8, "sgd", True),
+    "multi_worker": ("stock", 19, 8, "sgd", True),
 }
 MIRRORED_CASES = [case for case in CASES if case != "multi_worker"]
 
@@ -232,16 +167,11 @@ def test_mirrored_matches_one_replica(mirrored_results, case):
     assert result["finite_logs"], result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="VariationalModel.cross_entropy uses ops.mean, a per-replica mean: "
-    "biased on an uneven last batch. Fixed by the example_mean diff in the "
-    "issue 7 report; then remove this mark.",
-)
 @pytest.mark.parametrize("case", ["stock_uneven", "stock_one_plus_zero"])
 def test_mirrored_stock_model_on_uneven_batches(mirrored_results, case):
-    # Measured with ops.mean: 2 + 1 split, weights off by 0.087 after two
-    # epochs; 1 + 0 split, cross_entropy and loss logged as NaN every epoch.
+    # With a plain ops.mean (before vtrain.distribute.example_mean): 2 + 1
+    # split, weights off by 0.087 after two epochs; 1 + 0 split,
+    # cross_entropy and loss logged as NaN every epoch.
     result = mirrored_results[case]
     assert result["finite_logs"], result
     assert result["weights"] < 1e-5, result

@@ -3,9 +3,8 @@
 
 Each worker is a subprocess with its own `TF_CONFIG`, started by the test and
 killed if it outlives its time budget or the test fails; only loopback
-addresses are used. Under Keras 3.15, `fit` needs two work-arounds under
-multi-worker (`tests.test_distribute.MultiWorkerFixes`); the workers also try
-the stock `vtrain.Model` to show when `vtrain/model.py` no longer needs them.
+addresses are used. Plain Keras 3.15 `fit` fails under multi-worker
+(keras-team/keras#20585); `vtrain.Model` works around it, which this tests.
 """
 
 import json
@@ -38,16 +37,8 @@ _WORKER_SCRIPT = textwrap.dedent(
             json.dump(result, f)
 
     weights, history = train(strategy, "multi_worker")
-    result = {"replicas": strategy.num_replicas_in_sync, "weights": weights,
-              "history": history, "stock_error": "not run"}
-    dump(result)
-    # Last, so that whatever the stock model does cannot spoil the run above.
-    try:
-        train(strategy, "helper_uneven_weighted")
-        result["stock_error"] = None
-    except Exception as error:  # noqa: BLE001
-        result["stock_error"] = f"{type(error).__name__}: {str(error)[:300]}"
-    dump(result)
+    dump({"replicas": strategy.num_replicas_in_sync, "weights": weights,
+          "history": history})
     """
 )
 
@@ -133,17 +124,6 @@ def test_two_workers_match_each_other_and_one_process(worker_results):
     diff = compare((first["weights"], first["history"]), one)
     assert diff["weights"] < 1e-5, diff
     assert max(diff["logs"].values()) < 1e-5, diff
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras 3.15 fit fails under MultiWorkerMirroredStrategy "
-    "(keras-team/keras#20585); vtrain.Model needs the MultiWorkerFixes diff "
-    "from the issue 7 report. Then remove this mark and MultiWorkerFixes.",
-)
-def test_stock_model_trains_under_multi_worker(worker_results):
-    assert [r["stock_error"] for r in worker_results] == [None, None]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ if _keras.backend.backend() != "tensorflow":
         f"{_keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow."
     )
 
-from vtrain import callbacks, curves, layers, metrics, optimizers, schedules
+from vtrain import callbacks, curves, distribute, io, layers, metrics, optimizers, schedules
 from vtrain.model import Model
 from vtrain.variational import VariationalModel
 

@@ -130,9 +130,11 @@ class Model(keras.Model):
 
         Returns:
             A non-empty dict of float scalar tensors. Under `tf.distribute`
-            each replica's terms are per-replica means or global values
-            (e.g. a KL of the weights); vtrain divides the total by the
-            replica count, as Keras does, so both count once.
+            vtrain divides each replica's total by the replica count, as
+            Keras does: return a global term (e.g. a KL of the weights) as
+            it is, and average over examples with
+            `vtrain.distribute.example_mean` (exact with an uneven last
+            batch, where `ops.mean` is not), so both count once.
 
         Example:
         >>> import keras, vtrain
@@ -294,13 +296,23 @@ class Model(keras.Model):
         # Keras builds state before the first trace only under tf.distribute.
         # vtrain always does: a trace that creates variables (weights,
         # optimizer slots, term trackers) makes TF trace the step twice.
-        if self._distribute_strategy is not None:
-            return super()._maybe_symbolic_build(iterator, data_batch)
         if iterator is not None:
             for _, _, batches in iterator:
                 data_batch = next(batches)
                 break
-        self._symbolic_build(data_batch=data_batch)
+        # Under tf.distribute the batch holds one value per replica; build
+        # from this process's first one. (Keras averages them with
+        # strategy.reduce, which fails under MultiWorkerMirroredStrategy,
+        # keras-team/keras#20585, and turns integer ids into floats.)
+        strategy = self.distribute_strategy
+        data_batch = tf.nest.map_structure(
+            lambda t: strategy.experimental_local_results(t)[0]
+            if isinstance(t, tf.distribute.DistributedValues)
+            else t,
+            data_batch,
+        )
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
 
     def _symbolic_build(self, iterator=None, data_batch=None):
         if data_batch is not None and not self._trackers.by_name:
@@ -400,7 +412,16 @@ class Model(keras.Model):
         self._trackers.total.update_state(total, sample_weight=batch_size)
         for name, value in terms.items():
             self._tracker_for(name).update_state(value, sample_weight=batch_size)
-        return self.get_metrics_result()
+        logs = self.get_metrics_result()
+        strategy = tf.distribute.get_strategy()
+        if isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ) and strategy.extended._in_multi_worker_mode():
+            # Keras 3.15 reduces the step's logs across workers with
+            # strategy.reduce(..., axis=0), which fails on scalars. Epoch
+            # logs are read from the trackers, so they stay exact.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
 
 def _check_term_name(name, where):

@@ -5,6 +5,7 @@ import logging
 import keras
 from keras import ops
 
+from vtrain.distribute import example_mean
 from vtrain.layers.base import VariationalLayer
 from vtrain.model import Model
 
@@ -31,7 +32,8 @@ class VariationalModel(Model):
       is its negative log-likelihood (the scale a KL weight of 1/N assumes).
 
     Each is averaged over the batch (`sum(sample_weight * loss) / batch`, as
-    Keras does). Use it as a subclass with a `call()`, or functionally:
+    Keras does), over the global batch under `tf.distribute`
+    (`vtrain.distribute.example_mean`). Use it as a subclass with a `call()`, or functionally:
     `VariationalModel(inputs, outputs, weight_decay=...)`.
 
     Args:
@@ -114,11 +116,8 @@ class VariationalModel(Model):
             per_example = ops.sparse_categorical_crossentropy(
                 ops.reshape(ops.cast(y, "int32"), (-1,)), logits, from_logits=True
             )
-        if sample_weight is not None:
-            per_example = per_example * ops.reshape(
-                ops.cast(sample_weight, "float32"), ops.shape(per_example)
-            )
-        return ops.mean(per_example)
+        # Not ops.mean: on N replicas the last batch is split unevenly.
+        return example_mean(per_example, sample_weight)
 
     def variational_layers(self):
         """Every `VariationalLayer` in the model, nested ones included.
