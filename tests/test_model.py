@@ -276,3 +276,14 @@ def test_learning_rate_schedule_with_a_keras_schedule_optimizer_message():
     model.compile(optimizer=keras.optimizers.SGD(decay))
     with pytest.raises(TypeError, match="built with a LearningRateSchedule"):
         model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_two_positional_sizes_do_not_make_a_functional_model():
+    class Sized(TwoTerms):
+        def __init__(self, inputs_dim, units, **kwargs):
+            super().__init__(units=units, **kwargs)
+            self.inputs_dim = inputs_dim
+
+    model = Sized(3, 2)
+    assert not isinstance(model, keras.src.models.functional.Functional)
+    assert model.dense.units == 2

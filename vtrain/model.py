@@ -439,10 +439,22 @@ def _check_term_name(name, where):
 
 
 def _functional_arguments(args, kwargs):
+    """True for `(inputs, outputs)` given as Keras tensors, Keras-style.
+
+    Unlike Keras's own test (any two positional arguments), a subclass whose
+    constructor takes two sizes, `MyModel(20000, 490)`, is not functional.
+    """
+    if len(args) == 2:
+        inputs, outputs = args
+    elif len(args) == 1:
+        inputs, outputs = args[0], kwargs.get("outputs")
+    else:
+        inputs, outputs = kwargs.get("inputs"), kwargs.get("outputs")
+    tensors = tf.nest.flatten((inputs, outputs))
     return (
-        len(args) == 2
-        or (len(args) == 1 and "outputs" in kwargs)
-        or ("inputs" in kwargs and "outputs" in kwargs)
+        inputs is not None
+        and outputs is not None
+        and all(isinstance(t, keras.KerasTensor) for t in tensors)
     )
 
 

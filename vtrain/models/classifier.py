@@ -71,11 +71,6 @@ class TagClassifier(VariationalModel):
             `learning_rate`, ...); `task_loss` is binary cross-entropy.
     """
 
-    def __new__(cls, *args, **kwargs):
-        # vtrain.Model.__new__ reads any two positional arguments as Keras's
-        # functional (inputs, outputs); here they are the sizes.
-        return keras.Model.__new__(cls)
-
     def __init__(
         self,
         vocabulary_size,
