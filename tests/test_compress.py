@@ -1,0 +1,224 @@
+"""Tests of vtrain.compress: rankings, masking, sweep, summary, pruned export."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vtrain import compress
+from vtrain.layers.variational_embedding import VariationalEmbedding
+from vtrain.models.classifier import PooledClassifier
+
+WORDS = ["vim", "editor", "text", "game", "python", "library", "tool", "font"]
+VOCABULARY = ["", "[UNK]", *WORDS]  # ids 2 .. 9
+TEXTS = [
+    "vim is a text editor",              # "is", "a" are out of vocabulary
+    "a python library for fonts",        # "fonts" is not "font"
+    "game game GAME tool",
+    "",                                  # all padding
+    "unknown words only here",
+    "font tool library python text vim editor game extra words beyond",
+]
+
+
+def _vectorizer(sequence_length=8):
+    return keras.layers.TextVectorization(
+        standardize="lower_and_strip_punctuation",
+        output_sequence_length=sequence_length, vocabulary=WORDS,
+    )
+
+
+def _model(variational=True):
+    model = PooledClassifier(vocabulary_size=len(VOCABULARY), num_tags=5,
+                             embedding_dim=4, hidden_units=6,
+                             variational=variational)
+    model(np.zeros((1, 3), "int32"))
+    layer = model.embedding
+    rng = np.random.default_rng(0)
+    # Non-zero everywhere (so a zeroed row is visible), some words past the
+    # threshold of 3 (so the layer's own mask is exercised too).
+    layer.embeddings.assign(rng.normal(size=(len(VOCABULARY), 4)) + 3.0)
+    if variational:
+        layer.log_alpha.assign(
+            np.array([[0.0], [0.0], [-2.0], [5.0], [1.0], [-4.0], [2.0],
+                      [3.5], [0.5], [-1.0]], "float32"))
+    return model
+
+
+# -------------------------------------------------------------- rankings
+
+
+def test_frequency_ranking_is_vocabulary_order_after_special_ids():
+    assert compress.frequency_ranking(VOCABULARY).tolist() == list(range(2, 10))
+    assert compress.frequency_ranking(_vectorizer()).tolist() == list(range(2, 10))
+
+
+def test_frequency_ranking_refuses_a_vocabulary_without_special_ids():
+    with pytest.raises(ValueError, match=r"expected \['', '\[UNK\]', ...\]"):
+        compress.frequency_ranking(WORDS)
+
+
+def test_variational_ranking_sorts_clipped_log_alpha_ties_by_id():
+    layer = VariationalEmbedding(7, 2)
+    layer.build()
+    # ids 2..6: 20 and 12 both clip to 10 (a tie, kept in id order).
+    layer.log_alpha.assign(np.array([[-9.0], [-9.0], [20.0], [0.5], [12.0],
+                                     [-30.0], [0.5]], "float32"))
+    assert compress.variational_ranking(layer).tolist() == [5, 3, 6, 2, 4]
+
+
+def test_variational_ranking_refuses_a_plain_embedding():
+    with pytest.raises(TypeError, match="expected a vtrain.layers.VariationalEmbedding"):
+        compress.variational_ranking(keras.layers.Embedding(4, 2))
+
+
+def test_tfidf_ranking_equals_hand_computed_scores():
+    # Three documents over ids 2..5 (0 = padding, 1 = [UNK] counts as a token).
+    documents = np.array([[3, 3, 2, 1, 0],
+                          [2, 4, 1, 1, 0],
+                          [2, 5, 1, 1, 0]])
+    n = 3
+    idf = {w: math.log((1 + n) / (1 + df)) + 1 for w, df in
+           {2: 3, 3: 1, 4: 1, 5: 1}.items()}
+    tf_sum = {2: 3 / 4, 3: 2 / 4, 4: 1 / 4, 5: 1 / 4}
+    score = {w: tf_sum[w] * idf[w] / n for w in tf_sum}
+    # 4 and 5 tie: id order breaks the tie. Word 2 is the most frequent but
+    # in every document, so word 3 (twice in one) outranks it.
+    expected = sorted(score, key=lambda w: (-round(score[w], 12), w))
+    assert expected == [3, 2, 4, 5]
+    # Batches of any size (and (ids, labels) pairs) give the same ranking.
+    batches = [(documents[:2], None), (documents[2:], None)]
+    assert compress.tfidf_ranking(batches, vocabulary_size=6).tolist() == expected
+    assert compress.tfidf_ranking([documents], vocabulary_size=6).tolist() == expected
+
+
+def test_tfidf_ranking_refuses_ids_outside_the_vocabulary():
+    with pytest.raises(ValueError, match=r"expected int \[B, L\] ids in \[0, 4\)"):
+        compress.tfidf_ranking([np.array([[2, 7]])], vocabulary_size=4)
+
+
+# -------------------------------------------------------------- masking
+
+
+@pytest.mark.parametrize("variational", [True, False])
+def test_mask_embedding_zeroes_dropped_rows_and_unk_then_restores(variational):
+    model = _model(variational)
+    before = [w.numpy().copy() for w in model.weights]
+    table_before = model.embedding.embeddings.numpy().copy()
+    with compress.mask_embedding(model, [4, 2]):
+        table = model.embedding.embeddings.numpy()
+        kept = np.flatnonzero(np.any(table != 0, axis=1)).tolist()
+        assert kept == [0, 2, 4]  # padding and the kept words; [UNK] zero
+        np.testing.assert_array_equal(table[[0, 2, 4]], table_before[[0, 2, 4]])
+    for old, new in zip(before, model.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+
+
+def test_mask_embedding_restores_after_an_error():
+    model = _model()
+    before = model.embedding.embeddings.numpy().copy()
+    with pytest.raises(RuntimeError):
+        with compress.mask_embedding(model, [2]):
+            raise RuntimeError("evaluation failed")
+    np.testing.assert_array_equal(model.embedding.embeddings.numpy(), before)
+
+
+@pytest.mark.parametrize("bad", [[0, 2], [1], [10], [3, 3]])
+def test_mask_embedding_refuses_special_out_of_range_or_repeated_ids(bad):
+    with pytest.raises(ValueError, match="Received"):
+        with compress.mask_embedding(_model(), bad):
+            pass
+
+
+# -------------------------------------------------------------- sweep
+
+
+def test_sweep_at_full_size_equals_the_unmasked_model():
+    from vtrain import evaluate
+
+    model = _model()
+    ids = _vectorizer()(tf.constant(TEXTS)).numpy()
+    labels = np.eye(5, dtype="float32")[np.arange(len(TEXTS)) % 5]
+    labels[:, 4] = 1.0
+    dataset = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(4)
+    ranking = compress.frequency_ranking(VOCABULARY)
+    curve = compress.sweep(model, dataset, ranking, sizes=[1, 3, 8])
+    full = evaluate.ranking_results(model, dataset, ks=(1, 3))
+    # The full size keeps every word; only [UNK] is zeroed.
+    with compress.mask_embedding(model, ranking):
+        assert curve["f1_at_3"][-1] == evaluate.ranking_results(
+            model, dataset, ks=(1, 3))["f1@3"]
+    assert set(curve) == {"sizes", "f1_at_3", "precision_at_1"}
+    assert len(curve["f1_at_3"]) == 3 and 0 <= full["f1@3"] <= 1
+    with pytest.raises(ValueError, match=r"expected sizes in \[1, 8\]"):
+        compress.sweep(model, dataset, ranking, sizes=[9])
+
+
+# -------------------------------------------------------------- summarise
+
+
+def test_summarise_equals_hand_computed_auc_and_sizes():
+    sizes = [1, 10, 100, 1000]
+    curves = {
+        "variational": {"sizes": sizes, "f1_at_3": [0.30, 0.45, 0.50, 0.50]},
+        "frequency": {"sizes": sizes, "f1_at_3": [0.10, 0.20, 0.44, 0.48]},
+    }
+    summary = compress.summarise(curves, reference_f1=0.50)
+    # x = log10(size) / 3 = 0, 1/3, 2/3, 1; y = F1 / 0.5 (the best).
+    auc_variational = (1 / 3) * ((0.6 + 0.9) / 2 + (0.9 + 1.0) / 2 + (1.0 + 1.0) / 2)
+    auc_frequency = (1 / 3) * ((0.2 + 0.4) / 2 + (0.4 + 0.88) / 2 + (0.88 + 0.96) / 2)
+    methods = summary["methods"]
+    assert methods["variational"]["auc"] == pytest.approx(auc_variational)
+    assert methods["frequency"]["auc"] == pytest.approx(auc_frequency)
+    # Within 0.005 of 0.50: variational from 100 words, frequency never;
+    # within 0.03 (>= 0.47): variational from 100, frequency at 1000 only.
+    assert methods["variational"]["size_at_drop"] == {"0.5": 100, "1": 100, "3": 100}
+    assert methods["frequency"]["size_at_drop"] == {"0.5": None, "1": None, "3": 1000}
+    assert summary["full_size"] == 1000 and summary["best_f1"] == 0.5
+
+
+# -------------------------------------------------------------- export
+
+_RELOAD = """
+import sys, json, numpy as np
+from vtrain import compress
+model, vectorizer = compress.load_pruned(sys.argv[1])
+texts = json.loads(sys.argv[2])
+np.save(sys.argv[3], model(vectorizer(texts)).numpy())
+print(model.embedding.input_dim)
+"""
+
+
+@pytest.mark.parametrize("variational", [True, False])
+def test_export_round_trip_in_a_fresh_process_is_exact(tmp_path, variational):
+    model, vectorizer = _model(variational), _vectorizer()
+    keep_ids = [9, 2, 5, 7, 3]  # any order; 3 and 7 are past the threshold
+    with compress.mask_embedding(model, keep_ids):
+        masked = model(vectorizer(tf.constant(TEXTS))).numpy()
+    sizes = compress.export_pruned(model, vectorizer, keep_ids, str(tmp_path / "p"))
+    assert sizes["embedding_rows_before"] == 10
+    assert sizes["embedding_rows_after"] == 7
+    assert sizes["embedding_bytes_after"] == 7 * 4 * 4
+    assert 0 < sizes["model_bytes_after"] <= sizes["model_bytes_before"]
+
+    out = tmp_path / "scores.npy"
+    run = subprocess.run(
+        [sys.executable, "-c", _RELOAD, str(tmp_path / "p"), json.dumps(TEXTS), str(out)],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split()[-1] == "7"
+    np.testing.assert_allclose(np.load(out), masked, atol=1e-5, rtol=0)
+
+
+def test_export_refuses_a_vectorizer_of_another_size(tmp_path):
+    vectorizer = keras.layers.TextVectorization(vocabulary=WORDS[:3])
+    with pytest.raises(ValueError, match="Pass the vectorizer the model was trained with"):
+        compress.export_pruned(_model(), vectorizer, [2], str(tmp_path))
