@@ -188,34 +188,82 @@ def test_summarise_equals_hand_computed_auc_and_sizes():
 _RELOAD = """
 import sys, json, numpy as np
 from vtrain import compress
-model, vectorizer = compress.load_pruned(sys.argv[1])
-texts = json.loads(sys.argv[2])
-np.save(sys.argv[3], model(vectorizer(texts)).numpy())
-print(model.embedding.input_dim)
+texts = json.loads(sys.argv[1])
+for folder in sys.argv[2:]:
+    model, vectorizer = compress.load_pruned(folder)
+    np.save(folder + ".npy", model(vectorizer(texts)).numpy())
+    print(model.embedding.input_dim)
 """
 
 
-@pytest.mark.parametrize("variational", [True, False])
-def test_export_round_trip_in_a_fresh_process_is_exact(tmp_path, variational):
-    model, vectorizer = _model(variational), _vectorizer()
+def test_export_round_trip_in_a_fresh_process_is_exact(tmp_path):
+    vectorizer = _vectorizer()
     keep_ids = [9, 2, 5, 7, 3]  # any order; 3 and 7 are past the threshold
-    with compress.mask_embedding(model, keep_ids):
-        masked = model(vectorizer(tf.constant(TEXTS))).numpy()
-    sizes = compress.export_pruned(model, vectorizer, keep_ids, str(tmp_path / "p"))
-    assert sizes["embedding_rows_before"] == 10
-    assert sizes["embedding_rows_after"] == 7
-    assert sizes["embedding_bytes_after"] == 7 * 4 * 4
-    assert 0 < sizes["model_bytes_after"] <= sizes["model_bytes_before"]
+    masked, folders = [], []
+    for variational in (True, False):
+        model = _model(variational)
+        with compress.mask_embedding(model, keep_ids):
+            masked.append(model(vectorizer(tf.constant(TEXTS))).numpy())
+        folders.append(str(tmp_path / f"pruned-{variational}"))
+        sizes = compress.export_pruned(model, vectorizer, keep_ids, folders[-1])
+        assert sizes["embedding_rows_before"] == 10
+        assert sizes["embedding_rows_after"] == 7
+        assert sizes["embedding_bytes_after"] == 7 * 4 * 4
+        assert 0 < sizes["model_bytes_after"] <= sizes["model_bytes_before"]
 
-    out = tmp_path / "scores.npy"
+    # One fresh process reloads both: nothing of this process's state helps.
     run = subprocess.run(
-        [sys.executable, "-c", _RELOAD, str(tmp_path / "p"), json.dumps(TEXTS), str(out)],
+        [sys.executable, "-c", _RELOAD, json.dumps(TEXTS), *folders],
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.split()[-1] == "7"
-    np.testing.assert_allclose(np.load(out), masked, atol=1e-5, rtol=0)
+    assert run.stdout.split()[-2:] == ["7", "7"]
+    for folder, expected in zip(folders, masked):
+        np.testing.assert_allclose(np.load(folder + ".npy"), expected, atol=1e-5, rtol=0)
+
+
+def test_compress_workdir_writes_reports_and_an_exact_export(tmp_path):
+    from configs import tiny
+    from vtrain import io
+    from vtrain.data import pipeline
+    from vtrain.models import classifier
+
+    path = tmp_path / "tags.jsonl"
+    with open(path, "w") as f:
+        for i in range(60):
+            words = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(i % 4 + 2))
+            f.write(json.dumps({"id": i, "text": f"{words} w{i % 7}",
+                                "tags": [f"t{i % 3}", f"t{3 + i % 2}"]}) + "\n")
+    config = tiny.get_config()
+    config.data.path = str(path)
+    config.data.min_tag_train_uses = 1
+    config.data.max_vocabulary_size = 0
+    workdir = tmp_path / "run"
+    (workdir / "checkpoints").mkdir(parents=True)
+    io.atomic_write_json(workdir / "config.json", config.to_dict())
+    data = pipeline.load_tag_data(str(path), sequence_length=config.data.sequence_length,
+                                  min_tag_train_uses=1)
+    model = classifier.build(config.model, data)
+    model(next(iter(data.test))[0])
+    log_alpha = np.zeros((data.vocabulary_size, 1), "float32")
+    log_alpha[2::2] = 5.0  # every other word past the threshold
+    model.embedding.log_alpha.assign(log_alpha)
+    io.save_model(model, str(workdir / "checkpoints" / "best.keras"))
+
+    report = compress.compress_workdir(str(workdir), num_sizes=5)
+    for name in ("vocabulary.json", "vocabulary.md", "vocabulary.png",
+                 "pruned/model.keras", "pruned/vocabulary.json"):
+        assert (workdir / name).is_file(), name
+    assert set(report["curves"]) == {"variational", "frequency", "tfidf"}
+    num_words = data.vocabulary_size - 2
+    assert report["pruned"]["kept_words"] == len(range(3, data.vocabulary_size, 2))
+    assert report["pruned"]["max_abs_score_difference"] <= 1e-5
+    # At the full size every ranking keeps the same words.
+    last = {m: c["f1_at_3"][-1] for m, c in report["curves"].items()}
+    assert len(set(last.values())) == 1, last
+    assert report["summary"]["full_size"] == num_words
+    assert "| variational |" in (workdir / "vocabulary.md").read_text()
 
 
 def test_export_refuses_a_vectorizer_of_another_size(tmp_path):

@@ -510,21 +510,13 @@ def _check_keep_ids(keep_ids, vocabulary_size):
 
 
 def compress_workdir(workdir, num_sizes=100, split="test", k=3):
-    """Sweeps the three rankings on a finished run and writes the reports.
+    """Runs `compress_run` on a finished run of `vtrain.main`.
 
-    Loads `WORKDIR/checkpoints/best.keras`, rebuilds the run's data from
-    `WORKDIR/config.json` (the pipeline is deterministic), ranks the words
-    (variational if the model has a `VariationalEmbedding`, frequency,
-    TF-IDF on the training split), measures each ranking at `num_sizes`
-    log-spaced vocabulary sizes on `split`, and writes:
+    Loads `WORKDIR/checkpoints/best.keras` and rebuilds the run's data from
+    `WORKDIR/config.json` (the pipeline is deterministic: same vocabulary,
+    same splits), then writes the reports of `compress_run` into WORKDIR.
 
-    - `vocabulary.json`: curves, summary, export sizes, the first kept and
-      dropped words;
-    - `vocabulary.png`: F1@k against the vocabulary size (log x);
-    - `vocabulary.md`: the table;
-    - `pruned/`: the model with the words its own threshold keeps.
-
-    Returns the dict written to `vocabulary.json`.
+    Returns the dict written to `WORKDIR/vocabulary.json`.
     """
     import ml_collections
 
@@ -557,9 +549,41 @@ def compress_workdir(workdir, num_sizes=100, split="test", k=3):
         seed=config.seed,
     )
     model = keras.saving.load_model(model_path, compile=False)
+    return compress_run(model, data, workdir, num_sizes=num_sizes, split=split, k=k)
+
+
+def compress_run(model, data, workdir, num_sizes=100, split="test", k=3):
+    """Sweeps the rankings of a trained model and writes the reports into `workdir`.
+
+    Ranks the words (variational if the model has a `VariationalEmbedding`,
+    frequency, TF-IDF on the training split), measures each ranking at
+    about `num_sizes` log-spaced vocabulary sizes on `split`, and writes:
+
+    - `vocabulary.json`: curves, summary, export sizes, the words each
+      ranking keeps first and drops first;
+    - `vocabulary.png`: F1@k against the vocabulary size (log x);
+    - `vocabulary.md`: the table (`markdown_table`);
+    - `pruned/`: the model with the words its own threshold keeps
+      (`export_pruned`), and the max score difference of the reloaded
+      pruned model against the masked one on `split`.
+
+    The reference of the drops is the model as trained, full vocabulary
+    ("[UNK]" vector included). The launcher can call this right after
+    `results.json` with the restored best model and its `TagData`.
+
+    Args:
+        model: a trained `vtrain.models.classifier.TagClassifier`.
+        data: its `vtrain.data.pipeline.TagData`.
+        workdir: output folder.
+        num_sizes: log-spaced sizes per ranking (`curves.log_spaced_sizes`).
+        split: "test" or "validation".
+        k: the F1 cut-off.
+
+    Returns:
+        The dict written to `vocabulary.json`.
+    """
     layer = embedding_layer(model)
     dataset = getattr(data, split)
-
     rankings = {"frequency": frequency_ranking(data.vocabulary),
                 "tfidf": tfidf_ranking(data.train, data.vocabulary_size)}
     if isinstance(layer, VariationalEmbedding):
@@ -594,7 +618,7 @@ def compress_workdir(workdir, num_sizes=100, split="test", k=3):
     last = {method: [data.vocabulary[i] for i in ranking[-30:][::-1]]
             for method, ranking in rankings.items()}
     report = {
-        "workdir": workdir, "split": split, "k": k,
+        "workdir": os.path.abspath(workdir), "split": split, "k": k,
         "full_vocabulary": {f"f1_at_{k}": full[f"f1@{k}"],
                             "precision_at_1": full["precision@1"]},
         "curves": curve_by_method, "summary": summary, "pruned": export,
