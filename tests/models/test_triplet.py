@@ -1,8 +1,15 @@
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import keras
 import pytest
 
-from vtrain import metrics, schedules
+from vtrain import metrics, schedules, train
+from vtrain.models import BUILDERS
 from vtrain.models.triplet import TripletRecommender, bpr, triplet_hinge
 
 
@@ -166,3 +173,50 @@ def test_invalid_arguments_messages():
         small_model(loss="warp")
     with pytest.raises(ValueError, match=r"num_tags=1; expected at least 2"):
         small_model(num_tags=1)
+
+
+# -- End to end through the launcher ---------------------------------------
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHRUNKEN = ["--config.data.max_train_examples=600", "--config.data.max_vocabulary_size=2000",
+            "--config.data.sequence_length=32", "--config.train.num_epochs=2",
+            "--config.model.embedding_dim=16", "--config.model.hidden_units=32"]
+needs_launcher_entry = pytest.mark.skipif(
+    "triplet" not in BUILDERS,
+    reason="vtrain.models.BUILDERS has no 'triplet' entry yet (issue 6 report: diff to "
+           "vtrain/models/__init__.py)")
+
+
+def launch(*argv):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "vtrain.main", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env=environment)
+
+
+@needs_launcher_entry
+def test_config_trains_through_the_launcher_and_writes_ranking_results(tmp_path):
+    result = launch("--config=configs/triplet.py", *SHRUNKEN, f"--workdir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "triplet"
+    for k in (1, 3, 5):
+        for name in ("precision", "recall", "f1", "ndcg"):
+            assert 0.0 <= results["test"][f"{name}@{k}"] <= 1.0
+    # The tag table is not counted as vocabulary.
+    assert results["vocabulary_size"] == 2000
+
+
+@pytest.mark.slow
+@needs_launcher_entry
+@pytest.mark.skipif(not hasattr(train, "train_and_compare"),
+                    reason="the launcher has no --baseline yet (issue 6 report: diff to "
+                           "vtrain/main.py and vtrain/train.py)")
+def test_triplet_and_classifier_measured_in_one_command(tmp_path):
+    baseline = [argument.replace("--config.", "--baseline.") for argument in SHRUNKEN]
+    result = launch("--config=configs/triplet.py", *SHRUNKEN, "--baseline=configs/default.py",
+                    *baseline, f"--workdir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    comparison = json.loads((tmp_path / "comparison.json").read_text())
+    assert sorted(comparison) == ["baseline pooled", "triplet"]
+    assert all("recall@5" in test and "ndcg@5" in test for test in comparison.values())
+    assert "recall@5" in result.stdout and "baseline pooled" in result.stdout

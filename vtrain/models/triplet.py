@@ -110,6 +110,14 @@ class TripletRecommender(Model):
         seed: seed of the positive / negative sampling.
         **kwargs: `loss_weights` (e.g. `{"l2": schedule}`), `learning_rate`,
             and `keras.Model` arguments.
+
+    Example:
+    >>> import numpy as np
+    >>> model = TripletRecommender(vocabulary_size=30, num_tags=4, embedding_dim=8)
+    >>> terms = model.compute_losses((np.array([[3, 5, 0]]), np.array([[0, 1, 1, 0.0]])),
+    ...                              training=True)
+    >>> sorted(terms), tuple(model(np.array([[3, 5, 0]])).shape)
+    (['l2', 'triplet'], (1, 4))
     """
 
     def __init__(
@@ -167,7 +175,14 @@ class TripletRecommender(Model):
         self.built = True
 
     def encode_text(self, token_ids, training=False):
-        """The text tower: `[B, L]` ids -> `[B, embedding_dim]` vectors."""
+        """The text tower: `[B, L]` ids -> `[B, embedding_dim]` vectors.
+
+        Example:
+        >>> import numpy as np
+        >>> model = TripletRecommender(vocabulary_size=10, num_tags=3, embedding_dim=4)
+        >>> tuple(model.encode_text(np.array([[1, 2, 0]])).shape)
+        (1, 4)
+        """
         token_ids = ops.cast(token_ids, "int32")
         mask = ops.cast(ops.not_equal(token_ids, 0), "float32")[..., None]
         words = self.word_embedding(token_ids) * mask
@@ -177,7 +192,13 @@ class TripletRecommender(Model):
         return self.projection(self.hidden(pooled))
 
     def tag_vectors(self):
-        """The item tower: `[num_tags, embedding_dim]`."""
+        """The item tower: `[num_tags, embedding_dim]`.
+
+        Example:
+        >>> tuple(TripletRecommender(vocabulary_size=10, num_tags=3,
+        ...                          embedding_dim=4).tag_vectors().shape)
+        (3, 4)
+        """
         return self.tag_table
 
     def call(self, token_ids, training=False):
@@ -238,7 +259,13 @@ class TripletRecommender(Model):
         return positive_ids, negative_ids
 
     def l2(self):
-        """Sum of squares of every kernel and embedding table (biases excluded)."""
+        """Sum of squares of every kernel and embedding table (biases excluded).
+
+        Example:
+        >>> model = TripletRecommender(vocabulary_size=10, num_tags=3, embedding_dim=4)
+        >>> float(model.l2()) > 0
+        True
+        """
         return ops.sum(
             [ops.sum(ops.square(w)) for w in self.trainable_weights if "bias" not in w.path]
         )

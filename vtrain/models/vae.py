@@ -90,6 +90,13 @@ class BagOfWordsVAE(Model):
         seed: seed of the reparameterisation noise.
         **kwargs: `loss_weights` (e.g. `{"kl": schedule}`), `learning_rate`,
             and `keras.Model` arguments.
+
+    Example:
+    >>> import numpy as np
+    >>> model = BagOfWordsVAE(vocabulary_size=20, num_topics=3, hidden_units=8)
+    >>> ids = np.array([[2, 5, 5, 0], [7, 1, 3, 3]])
+    >>> sorted(model.compute_losses(ids, training=True)), tuple(model(ids).shape)
+    (['kl', 'reconstruction'], (2, 3))
     """
 
     def __init__(
@@ -148,17 +155,36 @@ class BagOfWordsVAE(Model):
         return counts * ops.cast(ops.equal(self._reserved_logits, 0.0), "float32")
 
     def encode(self, counts, training=False):
-        """Counts -> `(mu, log_var)` of q(z | d), each `[B, num_topics]`."""
+        """Counts -> `(mu, log_var)` of q(z | d), each `[B, num_topics]`.
+
+        Example:
+        >>> model = BagOfWordsVAE(vocabulary_size=6, num_topics=2, hidden_units=4)
+        >>> [tuple(t.shape) for t in model.encode(model.bag_of_words([[2, 3]]))]
+        [(1, 2), (1, 2)]
+        """
         # log1p: long documents would otherwise saturate the first layer.
         hidden = self.encoder(ops.log1p(counts), training=training)
         return self.mu(hidden), self.log_var(hidden)
 
     def decode(self, z):
-        """Latent codes `[B, K]` -> word logits `[B, V]` (reserved ids masked)."""
+        """Latent codes `[B, K]` -> word logits `[B, V]` (reserved ids masked).
+
+        Example:
+        >>> import numpy as np
+        >>> model = BagOfWordsVAE(vocabulary_size=4, num_topics=2, hidden_units=4)
+        >>> [bool(v < -1e8) for v in model.decode(np.zeros((1, 2)))[0]]
+        [True, True, False, False]
+        """
         return self.decoder(z) + self._reserved_logits
 
     def forward(self, token_ids, training=False):
-        """Every intermediate of one pass: counts, mu, log_var, z, logits."""
+        """Every intermediate of one pass: counts, mu, log_var, z, logits.
+
+        Example:
+        >>> model = BagOfWordsVAE(vocabulary_size=6, num_topics=2, hidden_units=4)
+        >>> sorted(model.forward([[2, 3, 0]]))
+        ['counts', 'log_var', 'logits', 'mu', 'z']
+        """
         counts = self.bag_of_words(token_ids)
         mu, log_var = self.encode(counts, training=training)
         # Sampled at evaluation too: the ELBO is an expectation under q, and
@@ -180,6 +206,14 @@ class BagOfWordsVAE(Model):
             "kl": ops.mean(gaussian_kl(out["mu"], out["log_var"])),
         }
 
+    def evaluate_split(self, dataset, progress=False):
+        """`evaluate_elbo` on a dataset: the launcher's test / validation figures."""
+        return evaluate_elbo(self, dataset, progress=progress)
+
+    def validation_callback(self, dataset):
+        """The launcher's validation metric: `ElboValidation` on `dataset`."""
+        return ElboValidation(dataset)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -192,7 +226,7 @@ class BagOfWordsVAE(Model):
         return config
 
 
-def evaluate_elbo(model, data, batch_size=256):
+def evaluate_elbo(model, data, batch_size=256, progress=False):
     """The ELBO per document and the perplexity of `model` on `data`.
 
     `data` is a `tf.data.Dataset` of `token_ids` or `(token_ids, ...)`
@@ -203,7 +237,7 @@ def evaluate_elbo(model, data, batch_size=256):
     `perplexity = exp(-sum_d ELBO_d / sum_d N_d)` (N_d: the document's
     counted words; a bound: the true perplexity is lower), the mean
     `reconstruction` and `kl` per document, `words_per_document`, and the
-    number of `documents`.
+    number of `documents`. `progress` shows a bar, one step per batch.
 
     Example:
     >>> model = BagOfWordsVAE(vocabulary_size=10, num_topics=2, hidden_units=4)
@@ -215,13 +249,17 @@ def evaluate_elbo(model, data, batch_size=256):
         data = tf.data.Dataset.from_tensor_slices(np.asarray(data)).batch(batch_size)
     sums = {"reconstruction": 0.0, "kl": 0.0, "words": 0.0}
     documents = 0
-    for batch in data:
+    total = int(data.cardinality())
+    bar = keras.utils.Progbar(total if total > 0 else None, unit_name="batch") if progress else None
+    for step, batch in enumerate(data, start=1):
         token_ids = batch[0] if isinstance(batch, (tuple, list)) else batch
         out = model.forward(token_ids, training=False)
         sums["reconstruction"] += float(ops.sum(multinomial_nll(out["counts"], out["logits"])))
         sums["kl"] += float(ops.sum(gaussian_kl(out["mu"], out["log_var"])))
         sums["words"] += float(ops.sum(out["counts"]))
         documents += int(ops.shape(token_ids)[0])
+        if bar is not None:
+            bar.update(step)
     if documents == 0 or sums["words"] == 0:
         raise ValueError(
             f"evaluate_elbo received {documents} documents with "
@@ -293,3 +331,30 @@ def build(model_config, data, weight_decay=None, learning_rate=None):
         vocabulary_size=min(size, max_words) if max_words else size,
         loss_weights={"kl": kl_weight}, learning_rate=learning_rate, **options,
     )
+
+
+class ElboValidation(keras.callbacks.Callback):
+    """Adds `val_elbo_per_document` and `val_perplexity` to the epoch logs.
+
+    `evaluate_elbo` on `dataset` at every epoch end: the true ELBO (KL
+    weight 1), unlike `val_loss`, which uses the annealed weight. `monitor`
+    and `mode` tell a checkpoint which value to keep the best of.
+
+    Example:
+    >>> callback = ElboValidation(dataset=[[2, 3]])
+    >>> callback.monitor, callback.mode
+    ('val_elbo_per_document', 'max')
+    """
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+        self.monitor = "val_elbo_per_document"
+        self.mode = "max"
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        result = evaluate_elbo(self.model, self.dataset)
+        logs["val_elbo_per_document"] = result["elbo_per_document"]
+        logs["val_perplexity"] = result["perplexity"]
