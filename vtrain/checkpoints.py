@@ -1,38 +1,17 @@
-"""Run files: atomic JSON writes and a best-model checkpoint that survives restarts.
+"""The best-model checkpoint of a run, which survives restarts.
 
 >>> import os, tempfile
->>> path = os.path.join(tempfile.mkdtemp(), "results.json")
->>> write_json(path, {"f1@3": 0.5})
+>>> path = os.path.join(tempfile.mkdtemp(), "best.json")
+>>> vtrain_io.atomic_write_json(path, {"best": 0.5})
 >>> read_json(path)
-{'f1@3': 0.5}
+{'best': 0.5}
 """
 
 import json
 import os
-import tempfile
 
-import keras
-
-
-def write_json(path, value):
-    """Writes `value` as JSON to `path` atomically (a temp file, then `os.replace`).
-
-    A reader, or a run interrupted mid-write, sees the old file or the new
-    one, never half of one.
-
-    Example: see the module docstring.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            json.dump(value, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+from vtrain import callbacks
+from vtrain import io as vtrain_io
 
 
 def read_json(path):
@@ -48,8 +27,8 @@ def read_json(path):
         return json.load(f)
 
 
-class BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint(save_best_only=True)` that remembers its best across restarts.
+class BestCheckpoint(callbacks.AtomicModelCheckpoint):
+    """A best-only, atomic `ModelCheckpoint` that remembers its best across restarts.
 
     Keras's `ModelCheckpoint` starts every `fit` with no best value, so
     after a resume the first epoch would overwrite a better checkpoint.
@@ -69,8 +48,8 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     Example:
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "best.keras")
-    >>> write_json(path[:-6] + ".json", {"monitor": "val_f1_at_3", "best": 0.5,
-    ...                                  "epoch": 3})
+    >>> vtrain_io.atomic_write_json(path[:-6] + ".json",
+    ...                             {"monitor": "val_f1_at_3", "best": 0.5, "epoch": 3})
     >>> checkpoint = BestCheckpoint(path, monitor="val_f1_at_3")
     >>> checkpoint.best, checkpoint.best_epoch, checkpoint.finished
     (0.5, 3, False)
@@ -105,7 +84,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         self._write_state()
 
     def _write_state(self):
-        write_json(self.state_path, {
+        vtrain_io.atomic_write_json(self.state_path, {
             "monitor": self.monitor,
             "best": None if self.best is None else float(self.best),
             "epoch": self.best_epoch,

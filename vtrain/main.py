@@ -15,15 +15,36 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from vtrain import train
+from vtrain.callbacks import NonFiniteLossError
+from vtrain.data.loaders import DataError
+
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    os.path.join(_REPOSITORY, "configs", "default.py"),
-    "Config file (a Python file with get_config()); override its fields with "
-    "--config.section.field=value.",
-    lock_config=True,
-)
+
+def _unknown_field(error):
+    """A short message for ml_collections' AttributeError(KeyError(message))."""
+    cause = error.args[0] if error.args else error
+    message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
+    overrides = [arg.split("=")[0] for arg in sys.argv if arg.startswith("--config.")]
+    message = str(message).replace("\n", ". ")
+    return (f"Error: unknown config field in {' or '.join(overrides) or 'an override'}: "
+            f"{message} Configs are locked: an override cannot add a field; "
+            "fix its name.")
+
+
+try:
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config",
+        os.path.join(_REPOSITORY, "configs", "default.py"),
+        "Config file (a Python file with get_config()); override its fields with "
+        "--config.section.field=value.",
+        lock_config=True,
+    )
+except AttributeError as _error:
+    # Without --config the default is loaded here, overrides included.
+    sys.exit(_unknown_field(_error))
+
 _WORKDIR = flags.DEFINE_string(
     "workdir", None,
     "Folder for checkpoints, TensorBoard logs and results.json; default: a new "
@@ -31,20 +52,38 @@ _WORKDIR = flags.DEFINE_string(
 )
 
 
+def parse_flags(argv):
+    """absl's flag parsing, with a short message for a config field that does not exist."""
+    try:
+        return app.parse_flags_with_usage(argv)
+    except AttributeError as error:
+        sys.exit(_unknown_field(error))
+
+
+def _new_workdir():
+    """runs/<timestamp>, with -2, -3, ... if a run started in the same second."""
+    base = os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    workdir, number = base, 1
+    while os.path.exists(workdir):
+        number += 1
+        workdir = f"{base}-{number}"
+    return workdir
+
+
 def main(argv):
+    """Runs `train.train_and_evaluate(--config, --workdir)`.
+
+    A config error, a malformed data file or a non-finite loss exits 1 with
+    its message (no traceback).
+    """
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    # Imported here so that --help and flag errors do not wait for TensorFlow.
-    from vtrain import train
-    from vtrain.data.loaders import DataError
-
-    workdir = _WORKDIR.value or os.path.join(
-        "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    workdir = _WORKDIR.value or _new_workdir()
     try:
         train.train_and_evaluate(_CONFIG.value, workdir)
-    except (train.ConfigError, DataError) as error:
+    except (train.ConfigError, DataError, NonFiniteLossError) as error:
         sys.exit(f"Error: {error}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

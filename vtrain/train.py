@@ -8,7 +8,7 @@ evaluates on the test split and writes `WORKDIR/results.json`.
 Workdir layout::
 
     WORKDIR/config.json               the config of the run (a re-run must match)
-    WORKDIR/backup/                   BackupAndRestore state, deleted when fit ends
+    WORKDIR/backup/                   AtomicBackupAndRestore state, deleted when fit ends
     WORKDIR/checkpoints/best.keras    the model at its best validation F1@3
     WORKDIR/checkpoints/best.json     that F1@3 and its epoch (0-based)
     WORKDIR/tensorboard/{train,validation}/   epoch logs
@@ -24,9 +24,12 @@ import time
 import keras
 from absl import logging
 
+from vtrain import callbacks as vtrain_callbacks
 from vtrain import checkpoints, evaluate, optimizers, schedules
+from vtrain import io as vtrain_io
 from vtrain.data import pipeline
-from vtrain.models import build_model
+from vtrain.data.loaders import DataError
+from vtrain.models import BUILDERS, build_model
 
 MONITOR_K = 3
 
@@ -35,15 +38,16 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names the flag and the fix.
 
     Example:
-    >>> str(ConfigError("data.batch_size", 0, "an integer >= 1"))
+    >>> str(ConfigError.invalid("data.batch_size", 0, "an integer >= 1"))
     'Invalid value for --config.data.batch_size: received 0. Expected an integer >= 1.'
     """
 
-    def __init__(self, field, received, expected, fix=""):
+    @classmethod
+    def invalid(cls, field, received, expected, fix=""):
+        """The error for one field: what was received, what was expected, the fix."""
         message = (f"Invalid value for --config.{field}: received {received!r}. "
                    f"Expected {expected}.")
-        super().__init__(message + (f" {fix}" if fix else ""))
-        self.field = field
+        return cls(message + (f" {fix}" if fix else ""))
 
 
 def train_and_evaluate(config, workdir, callbacks=()):
@@ -60,10 +64,13 @@ def train_and_evaluate(config, workdir, callbacks=()):
         The dict written to `WORKDIR/results.json`: `test` metrics
         (`precision@k`, `recall@k`, `f1@k`, `ndcg@k` for k = 1, 3, 5),
         `validation` metrics of the restored best model, `best_epoch`,
-        `vocabulary_size`, `kept_vocabulary`, `sparsity`, `seconds`, ...
+        `vocabulary_size`, `kept_vocabulary`, `sparsity`, and the wall
+        times of this session: `data_seconds` (loading and vectorizing),
+        `fit_seconds` (training) and `seconds` (everything).
 
     Raises:
-        ConfigError: a config value is invalid, or differs from the one the
+        ConfigError: a config value is invalid (also when the data or the
+            model cannot be built from it), or differs from the one the
             workdir was started with.
         vtrain.data.loaders.DataError: the data file is missing or malformed.
     """
@@ -77,43 +84,60 @@ def train_and_evaluate(config, workdir, callbacks=()):
         return results
 
     check_config(config)
-    _check_same_config(config, workdir)
+    config_path = os.path.join(workdir, "config.json")
+    _check_same_config(config, config_path)
+    logging.info("Workdir %s; config:\n%s", workdir, config)
     keras.utils.set_random_seed(config.seed)
 
-    data = pipeline.load_tag_data(
-        config.data.path or None,
-        sequence_length=config.data.sequence_length,
-        min_word_count=config.data.min_word_count,
-        max_vocabulary_size=config.data.max_vocabulary_size,
-        lowercase=config.data.lowercase,
-        strip_punctuation=config.data.strip_punctuation,
-        batch_size=config.data.batch_size,
-        eval_batch_size=config.data.eval_batch_size,
-        min_tag_train_uses=config.data.min_tag_train_uses,
-        max_train_examples=config.data.max_train_examples,
-        seed=config.seed,
-    )
+    try:
+        data = pipeline.load_tag_data(
+            config.data.path or None,
+            sequence_length=config.data.sequence_length,
+            min_word_count=config.data.min_word_count,
+            max_vocabulary_size=config.data.max_vocabulary_size,
+            lowercase=config.data.lowercase,
+            strip_punctuation=config.data.strip_punctuation,
+            batch_size=config.data.batch_size,
+            eval_batch_size=config.data.eval_batch_size,
+            min_tag_train_uses=config.data.min_tag_train_uses,
+            max_train_examples=config.data.max_train_examples,
+            seed=config.seed,
+        )
+    except DataError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"Cannot build the data of --config.data: {error}") from error
+    data_seconds = time.monotonic() - start
     logging.info("Data: %d train examples, %d tags, %d vocabulary rows, "
                  "sequence length %d (%.0f s).", data.num_train, data.num_tags,
-                 data.vocabulary_size, data.sequence_length, time.monotonic() - start)
+                 data.vocabulary_size, data.sequence_length, data_seconds)
 
-    model = build_model(
-        config.model, data,
-        weight_decay=schedules.linear_warmup(
-            config.train.kl_scale / data.num_train,
-            warmup_epochs=config.train.kl_warmup_epochs,
-        ),
-        learning_rate=schedules.exponential_decay(
-            config.train.learning_rate, config.train.learning_rate_decay
-        ),
-    )
+    try:
+        model = build_model(
+            config.model, data,
+            weight_decay=schedules.linear_warmup(
+                config.train.kl_scale / data.num_train,
+                warmup_epochs=config.train.kl_warmup_epochs,
+            ),
+            learning_rate=schedules.exponential_decay(
+                config.train.learning_rate, config.train.learning_rate_decay
+            ),
+        )
+    except ValueError as error:
+        raise ConfigError(
+            f"Cannot build model {config.model.name!r} from --config.model: {error}"
+        ) from error
     model.compile(optimizer=optimizers.get(config.train.optimizer,
                                            config.train.learning_rate))
+    # Recorded only now, so a run that stopped on a config or data error
+    # can be re-run into the same workdir with the fix.
+    if not os.path.exists(config_path):
+        vtrain_io.atomic_write_json(config_path, config.to_dict(), sort_keys=False)
 
     validation = evaluate.RankingValidation(data.validation, k=MONITOR_K)
     best_path = os.path.join(workdir, "checkpoints", "best.keras")
     best = checkpoints.BestCheckpoint(best_path, monitor=validation.monitor)
-    backup = keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"))
+    backup = vtrain_callbacks.AtomicBackupAndRestore(os.path.join(workdir, "backup"))
     if best.finished:
         # Crashed between the end of fit and results.json: do not retrain.
         logging.info("Training finished in an earlier session; evaluating it.")
@@ -126,9 +150,11 @@ def train_and_evaluate(config, workdir, callbacks=()):
             validation_data=data.validation,
             epochs=config.train.num_epochs,
             callbacks=[
-                # Order matters: the first two add to the epoch logs that the
+                # Order matters: a non-finite loss stops fit before anything
+                # is saved; the next two add to the epoch logs that the
                 # checkpoint and TensorBoard read; the backup is written last,
                 # so a resumed run never restarts before a saved best.
+                vtrain_callbacks.NaNGuard(),
                 validation,
                 evaluate.VocabularyLogger(),
                 best,
@@ -141,7 +167,7 @@ def train_and_evaluate(config, workdir, callbacks=()):
             verbose=1,
         )
         epochs_run = len(history.history.get("loss", []))
-    train_seconds = time.monotonic() - start
+    fit_seconds = time.monotonic() - start - data_seconds
 
     # The test split is measured on the best validation epoch, not the last.
     model.load_weights(best_path)
@@ -159,16 +185,17 @@ def train_and_evaluate(config, workdir, callbacks=()):
         **evaluate.vocabulary_stats(model),
         "num_train": data.num_train,
         "num_tags": data.num_tags,
-        "train_seconds": train_seconds,
+        "data_seconds": data_seconds,
+        "fit_seconds": fit_seconds,
         "seconds": time.monotonic() - start,
         "workdir": workdir,
     }
-    checkpoints.write_json(results_path, results)
+    vtrain_io.atomic_write_json(results_path, results, sort_keys=False)
     print(evaluate.format_table(results))
     return results
 
 
-# (section, field) -> (kind, description of valid values)
+# (section, field) -> the valid values, as the error message says them.
 _POSITIVE = "an integer >= 1"
 _COUNT = "an integer >= 0 (0 means no limit)"
 _FIELDS = {
@@ -199,7 +226,7 @@ bundled dataset). The file was not found (relative paths start in ...).
     """
     path = config.data.path
     if path and not os.path.isfile(path):
-        raise ConfigError(
+        raise ConfigError.invalid(
             "data.path", path,
             "an existing JSONL, JSON or TSV file with fields text and tags (or \"\" "
             "for the bundled dataset)",
@@ -209,32 +236,39 @@ bundled dataset). The file was not found (relative paths start in ...).
         value = config[section][field]
         minimum = 1 if expected == _POSITIVE else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{section}.{field}", value, expected)
+            raise ConfigError.invalid(f"{section}.{field}", value, expected)
     for field in ("learning_rate", "kl_scale"):
         value = config.train[field]
         if not isinstance(value, (int, float)) or value < 0 or (
             field == "learning_rate" and value == 0
         ):
-            raise ConfigError(f"train.{field}", value,
-                              "a positive number" if field == "learning_rate"
-                              else "a number >= 0 (0 turns the KL term off)")
+            raise ConfigError.invalid(
+                f"train.{field}", value,
+                "a positive number" if field == "learning_rate"
+                else "a number >= 0 (0 turns the KL term off)")
     decay = config.train.learning_rate_decay
     if not isinstance(decay, (int, float)) or not 0 < decay <= 1:
-        raise ConfigError("train.learning_rate_decay", decay,
-                          "a factor in (0, 1] applied once per epoch (1 = constant)")
+        raise ConfigError.invalid("train.learning_rate_decay", decay,
+                                  "a factor in (0, 1] applied once per epoch (1 = constant)")
+    if config.model.name not in BUILDERS:
+        raise ConfigError.invalid("model.name", config.model.name,
+                                  f"one of {sorted(BUILDERS)}")
+    try:
+        optimizers.get(config.train.optimizer)
+    except (TypeError, ValueError) as error:
+        raise ConfigError.invalid("train.optimizer", config.train.optimizer,
+                                  f"a vtrain.optimizers name ({error})") from None
 
 
-def _check_same_config(config, workdir):
-    """Records the config in a new workdir; refuses a different one on resume."""
-    path = os.path.join(workdir, "config.json")
+def _check_same_config(config, path):
+    """Refuses to resume a workdir whose recorded config (`path`) differs."""
     current = config.to_dict()
     saved = checkpoints.read_json(path)
     if saved is None:
-        checkpoints.write_json(path, current)
         return
     differences = sorted(_differences(saved, current))
     if differences:
-        raise ConfigError(
+        raise ConfigError.invalid(
             differences[0], _lookup(current, differences[0]),
             f"{_lookup(saved, differences[0])!r}, the value this workdir was "
             f"started with ({path})",
