@@ -1,0 +1,108 @@
+"""Step time against vocabulary size: vtrain's sparse stack next to plain Keras.
+
+Run from the repository root (about 4 minutes on 2 cores):
+
+    python -m benchmarks.vocab_scaling
+
+Configurations, at every V in `--vocabs` (D=128, batch 256 x 50 ids,
+mean-pooled, Dense to 64 classes, cross-entropy):
+
+- `vtrain`: `VariationalModel` + `VariationalEmbedding` + `LazyAdam`;
+- `gather`: the same without the variational part (`VariationalModel` with
+  a plain `tf.gather` embedding, so no noise, no `log_alpha`, KL = 0), to
+  show what the `V x 1` `log_alpha` and its KL cost at large V;
+- `keras`: `keras.layers.Embedding` + `keras.optimizers.Adam` +
+  `compile(loss=...)`, the plain-Keras reference.
+
+Each run is one `model.fit` call: `--warmup` untimed steps, then `--steps`
+timed steps (`--keras-steps` for plain Keras, whose 1M step takes seconds);
+the runs alternate over all configurations, `--repeats` rounds, and the
+table gives the median ms per step. Target (issue 5): vtrain
+step(largest V) / step(smallest V) <= 1.2; plain Keras is about 90.
+"""
+
+from benchmarks import common
+
+
+def main():
+    parser = common.add_common_flags(common.parser(__doc__.splitlines()[0]))
+    parser.add_argument(
+        "--vocabs", type=int, nargs="+", default=[10_000, 100_000, 1_000_000]
+    )
+    parser.add_argument(
+        "--keras-steps", type=int, default=5,
+        help="timed steps per run for plain Keras (about 2 s each at V=1M)",
+    )
+    parser.add_argument("--keras-warmup", type=int, default=1)
+    parser.add_argument("--no-keras", action="store_true", help="skip plain Keras")
+    parser.add_argument("--no-gather", action="store_true", help="skip `gather`")
+    args = parser.parse_args()
+    common.print_header("vocab_scaling: ms per training step against V", args)
+
+    kinds = {"vtrain": common.vtrain_variational}
+    if not args.no_gather:
+        kinds["gather"] = common.vtrain_gather
+    if not args.no_keras:
+        kinds["keras"] = common.plain_keras
+
+    runs = {}
+    for vocab in args.vocabs:
+        data = common.dataset(args, vocab)
+        for kind, build in kinds.items():
+            model = build(vocab, args)
+            # Trace (and build the optimizer) once, outside every run.
+            common.fit_step_seconds(model, data, warmup=1, steps=1)
+            warmup, steps = (
+                (args.keras_warmup, args.keras_steps) if kind == "keras"
+                else (args.warmup, args.steps)
+            )
+            runs[(kind, vocab)] = (
+                lambda m=model, d=data, w=warmup, s=steps:
+                common.fit_step_seconds(m, d, w, s, cpu=True)
+            )
+    results = common.alternate(runs, args.repeats)
+    ms = {key: 1e3 * common.median([r[0] for r in v]) for key, v in results.items()}
+    cpu = {key: 1e3 * common.median([r[1] for r in v]) for key, v in results.items()}
+
+    small, large = min(args.vocabs), max(args.vocabs)
+    headers = ["V", "rows/batch"]
+    for kind in kinds:
+        headers += [f"{kind} ms/step", f"{kind} CPU ms"]
+    rows = []
+    for vocab in args.vocabs:
+        row = [f"{vocab:,}", f"{common.unique_rows_per_batch(args, vocab):,.0f}"]
+        for kind in kinds:
+            walls = [r[0] for r in results[(kind, vocab)]]
+            row += [f"{ms[(kind, vocab)]:.1f} ±{common.spread(walls)}",
+                    f"{cpu[(kind, vocab)]:.1f}"]
+        rows.append(row)
+    ratio_row = [f"{large:,} / {small:,}", ""]
+    for kind in kinds:
+        ratio_row += [f"{ms[(kind, large)] / ms[(kind, small)]:.2f}x",
+                      f"{cpu[(kind, large)] / cpu[(kind, small)]:.2f}x"]
+    rows.append(ratio_row)
+    print(f"\nmedian of {args.repeats} alternating runs: wall ms per step (± half "
+          "the min-max range, relative) and CPU ms per step (all threads); "
+          "rows/batch = distinct ids in a batch of "
+          f"{args.batch_size * args.tokens:,} ({args.ids}):")
+    common.print_table(headers, rows)
+    if "gather" in kinds:
+        print("\nvtrain - gather: cost of the variational layer "
+              "(noise, log_alpha lookup, KL over all V rows, log_alpha update):")
+        for vocab in args.vocabs:
+            print(f"  V={vocab:,}: {ms[('vtrain', vocab)] - ms[('gather', vocab)]:+.1f} ms "
+                  f"wall, {cpu[('vtrain', vocab)] - cpu[('gather', vocab)]:+.1f} ms CPU")
+    print()
+    common.verdict(
+        f"vtrain step(V={large:,}) / step(V={small:,})",
+        ms[("vtrain", large)] / ms[("vtrain", small)], 1.2,
+    )
+    common.verdict(
+        "same, in CPU time (for information)",
+        cpu[("vtrain", large)] / cpu[("vtrain", small)], 1.2,
+    )
+    common.finish()
+
+
+if __name__ == "__main__":
+    main()
