@@ -75,7 +75,7 @@ class MustNotTrain(keras.callbacks.Callback):
 def finished_run(tmp_path_factory):
     """One tiny run, shared by the tests that only read its outputs."""
     keras.utils.clear_session()
-    workdir = tmp_path_factory.mktemp("run")
+    workdir = tmp_path_factory.mktemp("runs") / "new" / "run"  # created by the run
     results = train.train_and_evaluate(tiny_config(), str(workdir))
     return workdir, results
 

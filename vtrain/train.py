@@ -132,6 +132,7 @@ def train_and_evaluate(config, workdir, callbacks=()):
     # Recorded only now, so a run that stopped on a config or data error
     # can be re-run into the same workdir with the fix.
     if not os.path.exists(config_path):
+        os.makedirs(workdir, exist_ok=True)
         vtrain_io.atomic_write_json(config_path, config.to_dict(), sort_keys=False)
 
     validation = evaluate.RankingValidation(data.validation, k=MONITOR_K)
