@@ -19,6 +19,7 @@ BUILDERS = {
     "pooled": "vtrain.models.classifier",
     "cnn": "vtrain.models.classifier",
     "itag": "vtrain.models.itag",
+    "triplet": "vtrain.models.triplet",
 }
 
 
