@@ -151,6 +151,22 @@ def test_evaluate_elbo_is_the_sum_of_the_terms_and_perplexity_per_word():
         evaluate_elbo(model, np.zeros((2, 3), np.int32))
 
 
+def test_launcher_hooks_report_the_true_elbo():
+    model = small_vae(loss_weights={"kl": 0.0})
+    ids = topic_documents(n=16)
+    dataset = tf.data.Dataset.from_tensor_slices((ids, np.zeros((16, 2)))).batch(8)
+    callback = model.validation_callback(dataset)
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert (callback.monitor, callback.mode) == ("val_elbo_per_document", "max")
+    assert sorted(logs) == ["val_elbo_per_document", "val_perplexity"]
+    # The KL counts with weight 1 even though the model's weight is 0.
+    result = model.evaluate_split(dataset)
+    assert result["elbo_per_document"] == pytest.approx(-(result["reconstruction"] + result["kl"]))
+    assert result["kl"] > 0
+
+
 def test_save_load_round_trip(tmp_path):
     ids = topic_documents(n=32)
     model = small_vae(loss_weights={"kl": schedules.cyclical(1.0, 4)})
