@@ -37,7 +37,8 @@ def python_blocks(path):
     return [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if KERAS2_ONLY not in b]
 
 
-@pytest.mark.parametrize("path", ["docs/index.md", "docs/migrating.md", "README.md"])
+@pytest.mark.parametrize("path", ["docs/index.md", "docs/migrating.md", "docs/extending.md",
+                                  "README.md"])
 def test_doc_code_blocks_run(path):
     for number, block in enumerate(python_blocks(path)):
         exec(compile(block, f"{path}[block {number}]", "exec"), {})

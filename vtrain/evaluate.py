@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from vtrain import metrics
+from vtrain.layers.base import VariationalLayer
 from vtrain.layers.variational_embedding import VariationalEmbedding
 
 KS = (1, 3, 5)
@@ -104,6 +105,37 @@ def vocabulary_stats(model):
     }
 
 
+def weight_stats(model):
+    """Weights of the variational layers other than embeddings, and how many are kept.
+
+    Counts the `keep_mask()` elements of every `VariationalLayer` that is
+    not a `VariationalEmbedding` (e.g. `VariationalDense`: one per kernel
+    weight).
+
+    Returns:
+        `{"variational_weights": n, "kept_weights": kept,
+        "weight_sparsity": dropped fraction}`, or `{}` if there is none.
+
+    Example:
+    >>> from vtrain.layers.variational_dense import VariationalDense
+    >>> inputs = keras.Input((3,))
+    >>> weight_stats(keras.Model(inputs, VariationalDense(2)(inputs)))
+    {'variational_weights': 6, 'kept_weights': 6, 'weight_sparsity': 0.0}
+    >>> weight_stats(keras.Sequential([keras.layers.Dense(2)]))
+    {}
+    """
+    size = kept = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, VariationalLayer) and not isinstance(layer, VariationalEmbedding):
+            mask = np.asarray(ops.convert_to_numpy(layer.keep_mask()))
+            size += mask.size
+            kept += int(mask.sum())
+    if not size:
+        return {}
+    return {"variational_weights": size, "kept_weights": kept,
+            "weight_sparsity": 1.0 - kept / size}
+
+
 class RankingValidation(keras.callbacks.Callback):
     """Adds `val_precision_at_k`, `val_recall_at_k`, `val_f1_at_k` to the epoch logs.
 
@@ -154,6 +186,9 @@ class VocabularyLogger(keras.callbacks.Callback):
         stats = vocabulary_stats(self.model)
         logs["sparsity"] = stats["sparsity"]
         logs["kept_vocabulary"] = stats["kept_vocabulary"]
+        weights = weight_stats(self.model)
+        if weights:
+            logs["weight_sparsity"] = weights["weight_sparsity"]
 
 
 def format_table(results, ks=KS):
@@ -173,13 +208,51 @@ def format_table(results, ks=KS):
     time: 12 s
     """
     test = results["test"]
-    lines = ["test     " + "".join(f"{'@' + str(k):>8}" for k in ks)]
-    for name in ("precision", "recall", "f1"):
-        lines.append(f"{name:<9}" + "".join(f"{test[f'{name}@{k}']:8.4f}" for k in ks))
+    if all(f"f1@{k}" in test for k in ks):
+        lines = ["test     " + "".join(f"{'@' + str(k):>8}" for k in ks)]
+        for name in ("precision", "recall", "f1"):
+            lines.append(f"{name:<9}" + "".join(f"{test[f'{name}@{k}']:8.4f}" for k in ks))
+    else:  # a model with its own evaluate_split (e.g. the VAE)
+        lines = ["test"] + [f"{name:<18} {value:.4f}" if isinstance(value, float)
+                            else f"{name:<18} {value}" for name, value in test.items()]
+    if "kept_weights" in results:
+        lines.append(
+            f"variational weights: {results['kept_weights']:,} of "
+            f"{results['variational_weights']:,} kept "
+            f"(sparsity {100 * results['weight_sparsity']:.1f}%)"
+        )
     lines.append(
         f"vocabulary: {results['kept_vocabulary']:,} of "
         f"{results['vocabulary_size']:,} rows kept "
         f"(sparsity {100 * results['sparsity']:.1f}%)"
     )
     lines.append(f"time: {results['seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def format_comparison(named_results, ks=KS):
+    """Test recall, NDCG, precision and F1 at k of several runs, side by side.
+
+    Args:
+        named_results: `{column name: results dict}` (as in `results.json`).
+        ks: the cut-offs shown.
+
+    Example:
+    >>> a = {"test": {f"{m}@{k}": 0.5 for m in ("precision", "recall", "f1", "ndcg")
+    ...               for k in (1, 5)}}
+    >>> print(format_comparison({"triplet": a, "pooled": a}, ks=(5,)))
+    test          triplet    pooled
+    recall@5       0.5000    0.5000
+    ndcg@5         0.5000    0.5000
+    precision@5    0.5000    0.5000
+    f1@5           0.5000    0.5000
+    """
+    names = list(named_results)
+    width = max(10, *(len(name) + 2 for name in names))
+    lines = ["test       " + "".join(f"{name:>{width}}" for name in names)]
+    for metric in ("recall", "ndcg", "precision", "f1"):
+        for k in ks:
+            key = f"{metric}@{k}"
+            lines.append(f"{key:<11}" + "".join(
+                f"{named_results[name]['test'][key]:{width}.4f}" for name in names))
     return "\n".join(lines)

@@ -3,6 +3,8 @@
     python -m vtrain.main                                   # configs/default.py
     python -m vtrain.main --config=configs/tiny.py --workdir=runs/tiny
     python -m vtrain.main --config.train.num_epochs=5       # override a field
+    python -m vtrain.main --config=configs/triplet.py --baseline=configs/default.py
+        # also trains the baseline into WORKDIR/baseline; prints both side by side
 
 With no --workdir the run goes to a new folder runs/YYYYmmdd-HHMMSS under the
 current directory. Re-running into a workdir resumes it (see vtrain.train).
@@ -26,7 +28,8 @@ def _unknown_field(error):
     """A short message for ml_collections' AttributeError(KeyError(message))."""
     cause = error.args[0] if error.args else error
     message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
-    overrides = [arg.split("=")[0] for arg in sys.argv if arg.startswith("--config.")]
+    overrides = [arg.split("=")[0] for arg in sys.argv
+                 if arg.startswith(("--config.", "--baseline."))]
     message = str(message).replace("\n", ". ")
     return (f"Error: unknown config field in {' or '.join(overrides) or 'an override'}: "
             f"{message} Configs are locked: an override cannot add a field; "
@@ -44,6 +47,14 @@ try:
 except AttributeError as _error:
     # Without --config the default is loaded here, overrides included.
     sys.exit(_unknown_field(_error))
+
+_BASELINE = config_flags.DEFINE_config_file(
+    "baseline", None,
+    "Optional config of a baseline, trained into WORKDIR/baseline on the same test "
+    "split; both runs' test metrics are printed side by side and written to "
+    "WORKDIR/comparison.json. Override its fields with --baseline.section.field=value.",
+    lock_config=True,
+)
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None,
@@ -71,7 +82,7 @@ def _new_workdir():
 
 
 def main(argv):
-    """Runs `train.train_and_evaluate(--config, --workdir)`.
+    """Runs `train.train_and_evaluate(--config, --workdir)` (or `train_and_compare`).
 
     A config error, a malformed data file or a non-finite loss exits 1 with
     its message (no traceback).
@@ -80,7 +91,10 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     workdir = _WORKDIR.value or _new_workdir()
     try:
-        train.train_and_evaluate(_CONFIG.value, workdir)
+        if _BASELINE.value is None:
+            train.train_and_evaluate(_CONFIG.value, workdir)
+        else:
+            train.train_and_compare(_CONFIG.value, _BASELINE.value, workdir)
     except (train.ConfigError, DataError, NonFiniteLossError) as error:
         sys.exit(f"Error: {error}")
 

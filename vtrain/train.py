@@ -135,9 +135,10 @@ def train_and_evaluate(config, workdir, callbacks=()):
         os.makedirs(workdir, exist_ok=True)
         vtrain_io.atomic_write_json(config_path, config.to_dict(), sort_keys=False)
 
-    validation = evaluate.RankingValidation(data.validation, k=MONITOR_K)
+    validation = _validation_callback(model, data.validation)
     best_path = os.path.join(workdir, "checkpoints", "best.keras")
-    best = checkpoints.BestCheckpoint(best_path, monitor=validation.monitor)
+    best = checkpoints.BestCheckpoint(best_path, monitor=validation.monitor,
+                                      mode=getattr(validation, "mode", "max"))
     backup = vtrain_callbacks.AtomicBackupAndRestore(os.path.join(workdir, "backup"))
     if best.finished:
         # Crashed between the end of fit and results.json: do not retrain.
@@ -172,18 +173,19 @@ def train_and_evaluate(config, workdir, callbacks=()):
 
     # The test split is measured on the best validation epoch, not the last.
     model.load_weights(best_path)
-    logging.info("Restored the weights of epoch %d (validation F1@%d %.4f).",
-                 best.best_epoch + 1, MONITOR_K, best.best)
+    logging.info("Restored the weights of epoch %d (%s %.4f).",
+                 best.best_epoch + 1, validation.monitor, best.best)
     logging.info("Evaluating on the test split.")
-    test = evaluate.ranking_results(model, data.test, progress=True)
+    test = _evaluate_split(model, data.test, progress=True)
     results = {
         "model": config.model.name,
         "test": test,
-        "validation": evaluate.ranking_results(model, data.validation),
+        "validation": _evaluate_split(model, data.validation),
         "best_epoch": best.best_epoch + 1,
         "num_epochs": config.train.num_epochs,
         "epochs_run_in_last_session": epochs_run,
         **evaluate.vocabulary_stats(model),
+        **evaluate.weight_stats(model),
         "num_train": data.num_train,
         "num_tags": data.num_tags,
         "data_seconds": data_seconds,
@@ -194,6 +196,59 @@ def train_and_evaluate(config, workdir, callbacks=()):
     vtrain_io.atomic_write_json(results_path, results, sort_keys=False)
     print(evaluate.format_table(results))
     return results
+
+
+def train_and_compare(config, baseline_config, workdir, callbacks=()):
+    """Trains `config` and a baseline on the same test split; prints them side by side.
+
+    `config` goes into `workdir`, `baseline_config` into `workdir/baseline`
+    (each resumable, as `train_and_evaluate`). Both test metrics are
+    written to `WORKDIR/comparison.json` as `{run name: test metrics}`.
+
+    Raises:
+        ConfigError: the two configs would not share the test split (their
+            `data.path` or `data.min_tag_train_uses` differ).
+    """
+    for field in ("path", "min_tag_train_uses"):
+        if config.data[field] != baseline_config.data[field]:
+            raise ConfigError.invalid(
+                f"data.{field}", config.data[field],
+                f"the baseline's value, {baseline_config.data[field]!r}: both runs "
+                "must be measured on the same test split",
+                f"Set --config.data.{field} or --baseline.data.{field} so they match.",
+            )
+    results = train_and_evaluate(config, workdir, callbacks)
+    baseline = train_and_evaluate(baseline_config, os.path.join(workdir, "baseline"),
+                                  callbacks)
+    names = [config.model.name, f"baseline {baseline_config.model.name}"]
+    if names[0] == baseline_config.model.name:
+        names[0] += " (--config)"
+    vtrain_io.atomic_write_json(os.path.join(workdir, "comparison.json"),
+                                {names[0]: results["test"], names[1]: baseline["test"]},
+                                sort_keys=False)
+    print(evaluate.format_comparison({names[0]: results, names[1]: baseline}))
+    return {names[0]: results, names[1]: baseline}
+
+
+def _validation_callback(model, dataset):
+    """The model's `validation_callback(dataset)` if it has one, else F1@3.
+
+    A model that ranks no tags (e.g. the VAE) chooses its own validation
+    metric: a callback that adds `.monitor` to the epoch logs and says in
+    `.mode` whether higher (`"max"`) or lower is better.
+    """
+    own = getattr(model, "validation_callback", None)
+    if own is not None:
+        return own(dataset)
+    return evaluate.RankingValidation(dataset, k=MONITOR_K)
+
+
+def _evaluate_split(model, dataset, progress=False):
+    """The model's `evaluate_split(dataset, progress)` if it has one, else ranking."""
+    own = getattr(model, "evaluate_split", None)
+    if own is not None:
+        return own(dataset, progress=progress)
+    return evaluate.ranking_results(model, dataset, progress=progress)
 
 
 # (section, field) -> the valid values, as the error message says them.

@@ -20,6 +20,7 @@ BUILDERS = {
     "cnn": "vtrain.models.classifier",
     "itag": "vtrain.models.itag",
     "triplet": "vtrain.models.triplet",
+    "vae": "vtrain.models.vae",
 }
 
 

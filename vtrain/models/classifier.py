@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vtrain.layers.variational_dense import VariationalDense
 from vtrain.layers.variational_embedding import VariationalEmbedding
 from vtrain.variational import VariationalModel
 
@@ -188,6 +189,10 @@ class PooledClassifier(TagClassifier):
         hidden_units: width of the hidden layer; 0 for none (a linear model
             on the pooled vector).
         pooling: `"mean"` or `"mean_max"`.
+        variational_hidden: a `VariationalDense` hidden layer (Sparse
+            Variational Dropout: learns which of its weights to drop; its KL
+            joins the `kl` term; weights with log_alpha >= `threshold` are
+            dropped at inference) instead of a plain `Dense`.
         **kwargs: see `TagClassifier`.
 
     Example:
@@ -199,7 +204,7 @@ class PooledClassifier(TagClassifier):
     POOLINGS = ("mean", "mean_max")
 
     def __init__(self, vocabulary_size, num_tags, hidden_units=512, pooling="mean",
-                 **kwargs):
+                 variational_hidden=False, **kwargs):
         super().__init__(vocabulary_size, num_tags, **kwargs)
         _check_int(type(self).__name__, "hidden_units", hidden_units, minimum=0)
         if pooling not in self.POOLINGS:
@@ -209,10 +214,15 @@ class PooledClassifier(TagClassifier):
             )
         self.hidden_units = int(hidden_units)
         self.pooling = pooling
-        self.hidden = (
-            keras.layers.Dense(self.hidden_units, activation="relu", name="hidden")
-            if self.hidden_units else None
-        )
+        self.variational_hidden = bool(variational_hidden)
+        if not self.hidden_units:
+            self.hidden = None
+        elif self.variational_hidden:
+            self.hidden = VariationalDense(self.hidden_units, activation="relu",
+                                           threshold=self.threshold, name="hidden")
+        else:
+            self.hidden = keras.layers.Dense(self.hidden_units, activation="relu",
+                                             name="hidden")
         self.hidden_dropout = keras.layers.Dropout(self.dropout_rate)
 
     def encode(self, embedded, mask, training=False):
@@ -226,11 +236,13 @@ class PooledClassifier(TagClassifier):
             pooled = ops.concatenate([pooled, maximum], axis=-1)
         if self.hidden is None:
             return pooled
-        return self.hidden(self.hidden_dropout(pooled, training=training))
+        return self.hidden(self.hidden_dropout(pooled, training=training),
+                           training=training)
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden_units=self.hidden_units, pooling=self.pooling)
+        config.update(hidden_units=self.hidden_units, pooling=self.pooling,
+                      variational_hidden=self.variational_hidden)
         return config
 
 
