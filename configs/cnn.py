@@ -25,6 +25,7 @@ def get_config():
     """The CNN run's config (see the module docstring)."""
     config = ml_collections.ConfigDict()
     config.seed = 0  # seeds the weights, dropout, embedding noise and shuffle
+    config.strategy = "none"  # none | mirrored | multi_worker (see docs/reliability.md)
 
     config.data = ml_collections.ConfigDict()
     config.data.path = ""  # "" = bundled Debian dataset; else a .jsonl/.json/.tsv(.gz) file with text and tags

@@ -18,14 +18,16 @@ Re-running into the same workdir resumes an interrupted run from its last
 finished epoch, and only prints the results of a finished one.
 """
 
+import difflib
 import os
 import time
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from vtrain import callbacks as vtrain_callbacks
-from vtrain import checkpoints, evaluate, optimizers, schedules
+from vtrain import checkpoints, distribute, evaluate, optimizers, schedules
 from vtrain import io as vtrain_io
 from vtrain.data import pipeline
 from vtrain.data.loaders import DataError
@@ -84,6 +86,8 @@ def train_and_evaluate(config, workdir, callbacks=()):
         return results
 
     check_config(config)
+    strategy = make_strategy(config.strategy)
+    workdir = _worker_workdir(workdir, config.strategy)
     config_path = os.path.join(workdir, "config.json")
     _check_same_config(config, config_path)
     logging.info("Workdir %s; config:\n%s", workdir, config)
@@ -112,23 +116,8 @@ def train_and_evaluate(config, workdir, callbacks=()):
                  "sequence length %d (%.0f s).", data.num_train, data.num_tags,
                  data.vocabulary_size, data.sequence_length, data_seconds)
 
-    try:
-        model = build_model(
-            config.model, data,
-            weight_decay=schedules.linear_warmup(
-                config.train.kl_scale / data.num_train,
-                warmup_epochs=config.train.kl_warmup_epochs,
-            ),
-            learning_rate=schedules.exponential_decay(
-                config.train.learning_rate, config.train.learning_rate_decay
-            ),
-        )
-    except ValueError as error:
-        raise ConfigError(
-            f"Cannot build model {config.model.name!r} from --config.model: {error}"
-        ) from error
-    model.compile(optimizer=optimizers.get(config.train.optimizer,
-                                           config.train.learning_rate))
+    with strategy.scope():
+        model = _build_and_compile(config, data)
     # Recorded only now, so a run that stopped on a config or data error
     # can be re-run into the same workdir with the fix.
     if not os.path.exists(config_path):
@@ -230,6 +219,76 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
     return {names[0]: results, names[1]: baseline}
 
 
+def _build_and_compile(config, data):
+    """The config's model, compiled (call it inside the strategy's scope)."""
+    try:
+        model = build_model(
+            config.model, data,
+            weight_decay=schedules.linear_warmup(
+                config.train.kl_scale / data.num_train,
+                warmup_epochs=config.train.kl_warmup_epochs,
+            ),
+            learning_rate=schedules.exponential_decay(
+                config.train.learning_rate, config.train.learning_rate_decay
+            ),
+        )
+    except ValueError as error:
+        raise ConfigError(
+            f"Cannot build model {config.model.name!r} from --config.model: {error}"
+        ) from error
+    model.compile(optimizer=optimizers.get(config.train.optimizer,
+                                           config.train.learning_rate))
+    return model
+
+
+# Logical CPU devices `mirrored` trains on when there is no GPU.
+MIRRORED_CPU_DEVICES = 2
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy `--config.strategy` names.
+
+    `"mirrored"` without a GPU splits the CPU into `MIRRORED_CPU_DEVICES`
+    logical devices first, which TensorFlow allows only before its first
+    op: the launcher calls this before loading any data.
+
+    Example:
+    >>> make_strategy("none").num_replicas_in_sync
+    1
+    >>> make_strategy("mirored")
+    Traceback (most recent call last):
+    ...
+    vtrain.train.ConfigError: Invalid value for --config.strategy: received 'mirored'. \
+Expected one of none, mirrored, multi_worker. Did you mean 'mirrored'?
+    """
+    if name not in distribute.STRATEGIES:
+        close = difflib.get_close_matches(str(name), distribute.STRATEGIES, n=1)
+        raise ConfigError.invalid(
+            "strategy", name, f"one of {', '.join(distribute.STRATEGIES)}",
+            f"Did you mean {close[0]!r}?" if close else "")
+    try:
+        if name == "mirrored" and not tf.config.list_physical_devices("GPU"):
+            distribute.split_cpu(MIRRORED_CPU_DEVICES)
+        return distribute.get_strategy(name)
+    except (RuntimeError, ValueError) as error:
+        raise ConfigError(f"Cannot use --config.strategy={name}: {error}") from error
+
+
+def _worker_workdir(workdir, strategy):
+    """`workdir` for the chief; a private `workdir/<task type>-<index>` for others.
+
+    Under `multi_worker` every worker runs the same callbacks (saving can
+    need every worker), so only the chief may write the real files.
+    """
+    if strategy != "multi_worker":
+        return workdir
+    tf_config = distribute.check_tf_config(os.environ.get("TF_CONFIG"))
+    role, index = tf_config["task"]["type"], tf_config["task"]["index"]
+    chief = role == "chief" or (role == "worker" and index == 0
+                                and "chief" not in tf_config["cluster"])
+    return workdir if chief else os.path.join(workdir, f"{role}-{index}")
+
+
 def _validation_callback(model, dataset):
     """The model's `validation_callback(dataset)` if it has one, else F1@3.
 
@@ -316,12 +375,23 @@ bundled dataset). The file was not found (relative paths start in ...).
                                   f"a vtrain.optimizers name ({error})") from None
 
 
+# How a run executes, not what it computes: a run may resume with another.
+_EXECUTION_FIELDS = ("strategy",)
+
+
 def _check_same_config(config, path):
-    """Refuses to resume a workdir whose recorded config (`path`) differs."""
+    """Refuses to resume a workdir whose recorded config (`path`) differs.
+
+    `strategy` may differ (e.g. resume on more devices): the weights and the
+    global batch are the same either way.
+    """
     current = config.to_dict()
     saved = checkpoints.read_json(path)
     if saved is None:
         return
+    for field in _EXECUTION_FIELDS:
+        current.pop(field, None)
+        saved.pop(field, None)
     differences = sorted(_differences(saved, current))
     if differences:
         raise ConfigError.invalid(
