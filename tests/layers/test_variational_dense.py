@@ -1,4 +1,3 @@
-import inspect
 import json
 import os
 import pathlib
@@ -15,7 +14,6 @@ from tests.layers.contract import check_layer_contract
 from tests.layers.test_variational_embedding import numpy_kl
 from vtrain.layers.variational_dense import VariationalDense
 from vtrain.layers.variational_embedding import VariationalEmbedding
-from vtrain.models.classifier import PooledClassifier
 
 
 def numpy_log_alpha(theta, log_sigma2):
@@ -179,10 +177,6 @@ def test_unknown_input_dimension_message():
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(
-    "variational_hidden" not in inspect.signature(PooledClassifier.__init__).parameters,
-    reason="PooledClassifier has no variational_hidden option yet (issue 6 report: diff "
-           "to vtrain/models/classifier.py)")
 def test_config_trains_through_the_launcher_and_reports_kept_weights(tmp_path):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(

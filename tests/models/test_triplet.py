@@ -8,8 +8,7 @@ import numpy as np
 import keras
 import pytest
 
-from vtrain import metrics, schedules, train
-from vtrain.models import BUILDERS
+from vtrain import metrics, schedules
 from vtrain.models.triplet import TripletRecommender, bpr, triplet_hinge
 
 
@@ -181,19 +180,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHRUNKEN = ["--config.data.max_train_examples=600", "--config.data.max_vocabulary_size=2000",
             "--config.data.sequence_length=32", "--config.train.num_epochs=2",
             "--config.model.embedding_dim=16", "--config.model.hidden_units=32"]
-needs_launcher_entry = pytest.mark.skipif(
-    "triplet" not in BUILDERS,
-    reason="vtrain.models.BUILDERS has no 'triplet' entry yet (issue 6 report: diff to "
-           "vtrain/models/__init__.py)")
-
-
 def launch(*argv):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, "-m", "vtrain.main", *argv], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, env=environment)
 
 
-@needs_launcher_entry
 def test_config_trains_through_the_launcher_and_writes_ranking_results(tmp_path):
     result = launch("--config=configs/triplet.py", *SHRUNKEN, f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -207,10 +199,6 @@ def test_config_trains_through_the_launcher_and_writes_ranking_results(tmp_path)
 
 
 @pytest.mark.slow
-@needs_launcher_entry
-@pytest.mark.skipif(not hasattr(train, "train_and_compare"),
-                    reason="the launcher has no --baseline yet (issue 6 report: diff to "
-                           "vtrain/main.py and vtrain/train.py)")
 def test_triplet_and_classifier_measured_in_one_command(tmp_path):
     baseline = [argument.replace("--config.", "--baseline.") for argument in SHRUNKEN]
     result = launch("--config=configs/triplet.py", *SHRUNKEN, "--baseline=configs/default.py",
