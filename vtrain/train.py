@@ -85,8 +85,10 @@ def train_and_evaluate(config, workdir, callbacks=()):
         print(evaluate.format_table(results))
         return results
 
-    check_config(config)
+    # First: splitting the CPU for `mirrored` is only possible before any
+    # TensorFlow op, and check_config already creates an optimizer.
     strategy = make_strategy(config.strategy)
+    check_config(config)
     workdir = _worker_workdir(workdir, config.strategy)
     config_path = os.path.join(workdir, "config.json")
     _check_same_config(config, config_path)
