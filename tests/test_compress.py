@@ -223,11 +223,10 @@ def test_export_round_trip_in_a_fresh_process_is_exact(tmp_path):
         np.testing.assert_allclose(np.load(folder + ".npy"), expected, atol=1e-5, rtol=0)
 
 
-def test_compress_workdir_writes_reports_and_an_exact_export(tmp_path):
+def _tiny_data(tmp_path):
+    """(tiny config on a 60-example JSONL file, its TagData)."""
     from configs import tiny
-    from vtrain import io
     from vtrain.data import pipeline
-    from vtrain.models import classifier
 
     path = tmp_path / "tags.jsonl"
     with open(path, "w") as f:
@@ -239,16 +238,34 @@ def test_compress_workdir_writes_reports_and_an_exact_export(tmp_path):
     config.data.path = str(path)
     config.data.min_tag_train_uses = 1
     config.data.max_vocabulary_size = 0
+    data = pipeline.load_tag_data(str(path), sequence_length=config.data.sequence_length,
+                                  min_tag_train_uses=1)
+    return config, data
+
+
+def _tiny_model(config, data, variational=True):
+    """An untrained classifier for `data`; every other word past the threshold."""
+    from vtrain.models import classifier
+
+    config = config.copy_and_resolve_references()
+    config.model.variational = variational
+    model = classifier.build(config.model, data)
+    model(next(iter(data.test))[0])
+    if variational:
+        log_alpha = np.zeros((data.vocabulary_size, 1), "float32")
+        log_alpha[2::2] = 5.0
+        model.embedding.log_alpha.assign(log_alpha)
+    return model
+
+
+def test_compress_workdir_writes_reports_and_an_exact_export(tmp_path):
+    from vtrain import io
+
+    config, data = _tiny_data(tmp_path)
     workdir = tmp_path / "run"
     (workdir / "checkpoints").mkdir(parents=True)
     io.atomic_write_json(workdir / "config.json", config.to_dict())
-    data = pipeline.load_tag_data(str(path), sequence_length=config.data.sequence_length,
-                                  min_tag_train_uses=1)
-    model = classifier.build(config.model, data)
-    model(next(iter(data.test))[0])
-    log_alpha = np.zeros((data.vocabulary_size, 1), "float32")
-    log_alpha[2::2] = 5.0  # every other word past the threshold
-    model.embedding.log_alpha.assign(log_alpha)
+    model = _tiny_model(config, data)
     io.save_model(model, str(workdir / "checkpoints" / "best.keras"))
 
     report = compress.compress_workdir(str(workdir), num_sizes=5)
@@ -270,3 +287,38 @@ def test_export_refuses_a_vectorizer_of_another_size(tmp_path):
     vectorizer = keras.layers.TextVectorization(vocabulary=WORDS[:3])
     with pytest.raises(ValueError, match="Pass the vectorizer the model was trained with"):
         compress.export_pruned(_model(), vectorizer, [2], str(tmp_path))
+
+
+def test_compress_run_with_a_baseline_uses_its_curves_and_reference(tmp_path):
+    from vtrain import evaluate
+
+    config, data = _tiny_data(tmp_path)
+    plain = _tiny_model(config, data, variational=False)
+    baseline = compress.compress_run(plain, data, str(tmp_path / "baseline"), num_sizes=5)
+    assert set(baseline["curves"]) == {"frequency", "tfidf"}
+    assert baseline["baseline"] is None
+    assert baseline["pruned"]["kept_words"] == data.vocabulary_size - 2
+
+    model = _tiny_model(config, data)
+    report = compress.compress_run(model, data, str(tmp_path / "run"), num_sizes=5,
+                                   baseline=compress.read_report(tmp_path / "baseline"))
+    assert set(report["curves"]) == {"variational", "frequency", "tfidf"}
+    for method in ("frequency", "tfidf"):
+        assert report["curves"][method] == baseline["curves"][method]
+    reference = evaluate.ranking_results(plain, data.test, ks=(1, 3))["f1@3"]
+    assert report["summary"]["reference_f1"] == reference
+    assert compress.reference_f1(report) == reference
+    assert report["full_vocabulary"]["f1_at_3"] == evaluate.ranking_results(
+        model, data.test, ks=(1, 3))["f1@3"]
+    assert report["baseline"]["workdir"] == str(tmp_path / "baseline")
+    page = compress.results_page(report, "vocabulary.png")
+    assert "the non-variational full-vocabulary baseline" in page
+
+    with pytest.raises(ValueError, match="Train both on the same data config"):
+        compress.compress_run(model, data, str(tmp_path / "run"), num_sizes=4,
+                              baseline=baseline)
+    with pytest.raises(ValueError, match="has split='test'; expected 'validation'"):
+        compress.compress_run(model, data, str(tmp_path / "run"), num_sizes=5,
+                              split="validation", baseline=baseline)
+    with pytest.raises(FileNotFoundError, match="expected the report of a finished"):
+        compress.read_report(tmp_path / "nothing")

@@ -23,7 +23,7 @@ two agree exactly only if the "[UNK]" vector is zero too.
 
 Command (a finished run of `vtrain.main`):
 
-    python -m vtrain.compress --workdir=WORKDIR
+    python -m vtrain.compress --workdir=WORKDIR [--baseline_workdir=WORKDIR/baseline]
 
 writes `WORKDIR/vocabulary.json` (curves and summary), `vocabulary.png`,
 `vocabulary.md` and `WORKDIR/pruned/` (the model at its own threshold).
@@ -510,15 +510,24 @@ def _check_keep_ids(keep_ids, vocabulary_size):
 # --------------------------------------------------------------------------
 
 
-def compress_workdir(workdir, num_sizes=100, split="test", k=3):
+def compress_workdir(workdir, num_sizes=100, split="test", k=3, baseline_workdir=None):
     """Runs `compress_run` on a finished run of `vtrain.main`.
 
     Loads `WORKDIR/checkpoints/best.keras` and rebuilds the run's data from
     `WORKDIR/config.json` (the pipeline is deterministic: same vocabulary,
     same splits), then writes the reports of `compress_run` into WORKDIR.
 
+    With `baseline_workdir` (a finished non-variational run on the same
+    data, e.g. WORKDIR/baseline of `vtrain.main --baseline=...`), the
+    frequency and TF-IDF curves and the reference F1 are the baseline's:
+    its report is read, or first written by `compress_workdir` on it when
+    it is missing or was measured with other `num_sizes`, `split` or `k`.
+
     Returns the dict written to `WORKDIR/vocabulary.json`.
     """
+    baseline = None
+    if baseline_workdir:
+        baseline = _baseline_report(baseline_workdir, num_sizes, split, k)
     import ml_collections
 
     from vtrain.data import pipeline
@@ -550,10 +559,24 @@ def compress_workdir(workdir, num_sizes=100, split="test", k=3):
         seed=config.seed,
     )
     model = keras.saving.load_model(model_path, compile=False)
-    return compress_run(model, data, workdir, num_sizes=num_sizes, split=split, k=k)
+    return compress_run(model, data, workdir, num_sizes=num_sizes, split=split, k=k,
+                        baseline=baseline)
 
 
-def compress_run(model, data, workdir, num_sizes=100, split="test", k=3):
+def _baseline_report(workdir, num_sizes, split, k):
+    """The baseline's report, (re)computed unless it matches these settings."""
+    try:
+        report = read_report(workdir)
+    except FileNotFoundError:
+        report = None
+    wanted = {"num_sizes": num_sizes, "split": split, "k": k}
+    if report is None or any(report.get(key) != value for key, value in wanted.items()):
+        report = compress_workdir(workdir, num_sizes=num_sizes, split=split, k=k)
+    return report
+
+
+def compress_run(model, data, workdir, num_sizes=100, split="test", k=3,
+                 baseline=None):
     """Sweeps the rankings of a trained model and writes the reports into `workdir`.
 
     Ranks the words (variational if the model has a `VariationalEmbedding`,
@@ -568,9 +591,13 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3):
       (`export_pruned`), and the max score difference of the reloaded
       pruned model against the masked one on `split`.
 
-    The reference of the drops is the model as trained, full vocabulary
-    ("[UNK]" vector included). The launcher can call this right after
-    `results.json` with the restored best model and its `TagData`.
+    Without `baseline`, every ranking is applied to `model` and the drops
+    are measured from its own full-vocabulary F1. With `baseline` (the
+    report of a non-variational run on the same data, e.g.
+    `read_report(WORKDIR/baseline)`), the frequency and TF-IDF curves are
+    the baseline's (its model, its masks) and the drops, the threshold's
+    included, are measured from the baseline's full-vocabulary F1: the
+    comparison the reference work makes.
 
     Args:
         model: a trained `vtrain.models.classifier.TagClassifier`.
@@ -579,24 +606,40 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3):
         num_sizes: log-spaced sizes per ranking (`curves.log_spaced_sizes`).
         split: "test" or "validation".
         k: the F1 cut-off.
+        baseline: None, or a report of `compress_run` measured with the
+            same `num_sizes`, `split` and `k` on the same vocabulary.
 
     Returns:
         The dict written to `vocabulary.json`.
     """
     layer = embedding_layer(model)
     dataset = getattr(data, split)
-    rankings = {"frequency": frequency_ranking(data.vocabulary),
-                "tfidf": tfidf_ranking(data.train, data.vocabulary_size)}
-    if isinstance(layer, VariationalEmbedding):
-        rankings = {"variational": variational_ranking(layer), **rankings}
     num_words = data.vocabulary_size - FIRST_WORD_ID
     sizes = curves.log_spaced_sizes(num_words, num=num_sizes)
+    rankings = {}
+    if isinstance(layer, VariationalEmbedding):
+        rankings["variational"] = variational_ranking(layer)
+    if baseline is None:
+        rankings["frequency"] = frequency_ranking(data.vocabulary)
+        rankings["tfidf"] = tfidf_ranking(data.train, data.vocabulary_size)
     full = evaluate.ranking_results(model, dataset, ks=(1, k))
     curve_by_method = {
         method: sweep(model, dataset, ranking, sizes, k=k)
         for method, ranking in rankings.items()
     }
-    summary = summarise(curve_by_method, reference_f1=full[f"f1@{k}"], k=k)
+    first = {method: [data.vocabulary[i] for i in ranking[:30]]
+             for method, ranking in rankings.items()}
+    last = {method: [data.vocabulary[i] for i in ranking[-30:][::-1]]
+            for method, ranking in rankings.items()}
+    reference = full[f"f1@{k}"]
+    if baseline is not None:
+        _check_baseline(baseline, sizes, split, k)
+        for method in ("frequency", "tfidf"):
+            curve_by_method[method] = baseline["curves"][method]
+            first[method] = baseline["kept_first"][method]
+            last[method] = baseline["dropped_first"][method]
+        reference = baseline["full_vocabulary"][f"f1_at_{k}"]
+    summary = summarise(curve_by_method, reference_f1=reference, k=k)
 
     keep_ids = np.arange(FIRST_WORD_ID, data.vocabulary_size)
     if isinstance(layer, VariationalEmbedding):
@@ -614,21 +657,67 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3):
             model, keep_ids, pruned_dir, dataset),
     })
 
-    first = {method: [data.vocabulary[i] for i in ranking[:30]]
-             for method, ranking in rankings.items()}
-    last = {method: [data.vocabulary[i] for i in ranking[-30:][::-1]]
-            for method, ranking in rankings.items()}
     report = {
         "workdir": os.path.abspath(workdir), "split": split, "k": k,
+        "num_sizes": int(num_sizes),
         "full_vocabulary": {f"f1_at_{k}": full[f"f1@{k}"],
                             "precision_at_1": full["precision@1"]},
+        "baseline": None if baseline is None else {
+            "workdir": baseline["workdir"],
+            "full_vocabulary": baseline["full_vocabulary"]},
         "curves": curve_by_method, "summary": summary, "pruned": export,
         "kept_first": first, "dropped_first": last,
     }
-    io.atomic_write_json(os.path.join(workdir, "vocabulary.json"), report)
+    io.atomic_write_json(os.path.join(workdir, REPORT_FILE), report)
     io.atomic_write_text(os.path.join(workdir, "vocabulary.md"), markdown_table(report))
     plot_curves(report, os.path.join(workdir, "vocabulary.png"))
     return report
+
+
+REPORT_FILE = "vocabulary.json"
+
+
+def read_report(workdir):
+    """The `vocabulary.json` report that `compress_run` wrote into `workdir`.
+
+    Raises:
+        FileNotFoundError: `workdir` has no report yet.
+    """
+    path = os.path.join(workdir, REPORT_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} is missing; expected the report of a finished classifier "
+            "run. Write it with `python -m vtrain.compress --workdir="
+            f"{workdir}` (or train the run with `python -m vtrain.main`)."
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def _check_baseline(baseline, sizes, split, k):
+    """Raises unless `baseline` was measured on the same sizes, split and k."""
+    expected = {"split": split, "k": k}
+    for key, value in expected.items():
+        if baseline.get(key) != value:
+            raise ValueError(
+                f"The baseline report ({baseline.get('workdir')}) has {key}="
+                f"{baseline.get(key)!r}; expected {value!r}, as in this run. "
+                f"Re-run vtrain.compress on the baseline with --{key}={value}."
+            )
+    missing = [m for m in ("frequency", "tfidf") if m not in baseline.get("curves", {})]
+    if missing:
+        raise ValueError(
+            f"The baseline report ({baseline.get('workdir')}) has no {missing} "
+            "curves; expected a compress_run report of a full-vocabulary model."
+        )
+    measured = list(baseline["curves"]["frequency"]["sizes"])
+    if measured != [int(size) for size in sizes]:
+        raise ValueError(
+            f"The baseline report ({baseline.get('workdir')}) was measured at "
+            f"{len(measured)} sizes up to {max(measured)} words; expected the "
+            f"{len(sizes)} sizes up to {int(sizes[-1])} of this run. Train both "
+            "on the same data config and compress them with the same num_sizes."
+        )
 
 
 def _export_difference(model, keep_ids, pruned_dir, dataset):
@@ -689,17 +778,35 @@ pruned model file 2,000 -> 900 bytes.
                  else f"{row['size_at_drop'][d]:,}" for d in drops]
         lines.append(f"| {method} | {row['auc']:.4f} | " + " | ".join(cells) + " |")
     full, pruned = report["full_vocabulary"], report["pruned"]
-    lines += [
-        "",
-        f"Full vocabulary: F1@{k} {full[f'f1_at_{k}']:.4f}, "
-        f"P@1 {full['precision_at_1']:.4f}.",
+    lines += ["", f"Full vocabulary: F1@{k} {full[f'f1_at_{k}']:.4f}, "
+              f"P@1 {full['precision_at_1']:.4f}."]
+    baseline = report.get("baseline")
+    if baseline:
+        lines.append(
+            f"Baseline (frequency and tfidf rows; the drops are measured from "
+            f"its full vocabulary): F1@{k} "
+            f"{baseline['full_vocabulary'][f'f1_at_{k}']:.4f}, P@1 "
+            f"{baseline['full_vocabulary']['precision_at_1']:.4f}.")
+    lines.append(
         f"At the model's own threshold: {pruned['kept_words']:,} of "
         f"{pruned['num_words']:,} words kept "
         f"({100 * pruned['kept_words'] / pruned['num_words']:.1f}%), "
         f"F1@{k} {pruned[f'{split}_f1_at_{k}']:.4f}; pruned model file "
-        f"{pruned['model_bytes_before']:,} -> {pruned['model_bytes_after']:,} bytes.",
-    ]
+        f"{pruned['model_bytes_before']:,} -> {pruned['model_bytes_after']:,} bytes.")
     return "\n".join(lines) + "\n"
+
+
+def reference_f1(report):
+    """The F1@k the drops of `report` are measured from (baseline's if any).
+
+    Example:
+    >>> reference_f1({"k": 3, "full_vocabulary": {"f1_at_3": 0.5},
+    ...               "baseline": {"full_vocabulary": {"f1_at_3": 0.4}}})
+    0.4
+    """
+    k = report["k"]
+    source = report.get("baseline") or report
+    return source["full_vocabulary"][f"f1_at_{k}"]
 
 
 def results_page(report, image, config=None, command=""):
@@ -743,10 +850,19 @@ def results_page(report, image, config=None, command=""):
         lines += ["Run: model `" + json.dumps(config.get("model", {}), sort_keys=True)
                   + "`, train `" + json.dumps(config.get("train", {}), sort_keys=True)
                   + "`."]
-    lines += ["", "Every ranking is applied to this one trained model; the drops "
-              "are measured from its own full-vocabulary F1 (not from a separate "
-              "non-variational model). A size counts words: padding and [UNK] "
-              "are not words, and [UNK] is zeroed whenever words are masked.", ""]
+    if report.get("baseline"):
+        lines += ["", "The variational ranking is applied to the variational model; "
+                  "the frequency and TF-IDF rankings to the non-variational "
+                  "full-vocabulary baseline trained in the same run (`"
+                  + report["baseline"]["workdir"] + "`), and every drop, the "
+                  "threshold's included, is measured from the baseline's "
+                  "full-vocabulary F1."]
+    else:
+        lines += ["", "Every ranking is applied to this one trained model; the drops "
+                  "are measured from its own full-vocabulary F1 (no separate "
+                  "non-variational baseline)."]
+    lines += ["A size counts words: padding and [UNK] are not words, and [UNK] "
+              "is zeroed whenever words are masked.", ""]
     lines += [markdown_table(report), f"![F1@{k} against vocabulary size]({image})", ""]
     lines += ["## Acceptance checks (issue 4)", "",
               "| check | measured | status |", "|---|---|---|"]
@@ -769,7 +885,7 @@ def results_page(report, image, config=None, command=""):
                 "words at -1 pt: variational <= 2% of the vocabulary",
                 f"{100 * size / full:.2f}%", size <= 0.02 * full))
     dropped = 1 - pruned["kept_words"] / pruned["num_words"]
-    f1_drop = report["full_vocabulary"][f"f1_at_{k}"] - pruned[f"{split}_f1_at_{k}"]
+    f1_drop = reference_f1(report) - pruned[f"{split}_f1_at_{k}"]
     lines.append(_check_row(
         "threshold drops >= 90% of the words within 1 F1 point",
         f"{100 * dropped:.1f}% dropped, F1@{k} {-100 * f1_drop:+.2f} pt",
@@ -806,9 +922,13 @@ def plot_curves(report, path):
     k = report["k"]
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
     for method, curve in report["curves"].items():
-        axes.plot(curve["sizes"], curve[f"f1_at_{k}"], label=method)
-    reference = report["full_vocabulary"][f"f1_at_{k}"]
-    axes.axhline(reference, color="grey", linestyle=":", label="full vocabulary")
+        on_baseline = report.get("baseline") and method != "variational"
+        axes.plot(curve["sizes"], curve[f"f1_at_{k}"],
+                  label=f"{method} (baseline model)" if on_baseline else method)
+    baseline = bool(report.get("baseline"))
+    reference = reference_f1(report)
+    axes.axhline(reference, color="grey", linestyle=":",
+                 label="baseline, full vocabulary" if baseline else "full vocabulary")
     axes.axhline(reference - 0.01, color="grey", linestyle="--", linewidth=0.8,
                  label="-1 point")
     axes.set_xscale("log")
@@ -826,7 +946,8 @@ def main(argv):
     """`python -m vtrain.compress --workdir=DIR`: see `compress_workdir`."""
     del argv
     report = compress_workdir(FLAGS.workdir, num_sizes=FLAGS.num_sizes,
-                              split=FLAGS.split)
+                              split=FLAGS.split,
+                              baseline_workdir=FLAGS.baseline_workdir or None)
     print(markdown_table(report))
     if FLAGS.results_page:
         write_results_page(report, FLAGS.results_page, command=" ".join(
@@ -855,6 +976,10 @@ if __name__ == "__main__":
     from absl import app, flags
 
     flags.DEFINE_string("workdir", None, "Folder of a finished vtrain.main run.")
+    flags.DEFINE_string("baseline_workdir", "",
+                        "Finished non-variational run on the same data (e.g. "
+                        "WORKDIR/baseline of vtrain.main --baseline=...): the "
+                        "frequency and TF-IDF curves and the reference F1 are its.")
     flags.DEFINE_integer("num_sizes", 100, "Log-spaced vocabulary sizes per ranking.")
     flags.DEFINE_enum("split", "test", ["test", "validation"],
                       "Split the curves are measured on.")

@@ -161,3 +161,38 @@ def test_build_model_rejects_unknown_names_and_options():
 def test_invalid_options_say_what_was_received(argument, value, message):
     with pytest.raises(ValueError, match=message):
         classifier.PooledClassifier(VOCABULARY_SIZE, NUM_TAGS, **{argument: value})
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lazy_adam"])
+def test_log_alpha_learning_rate_scale_multiplies_only_the_log_alpha_step(optimizer):
+    ids, tags = batch()
+    steps = {}
+    for scale in (1.0, 4.0):
+        keras.utils.set_random_seed(0)  # same weights, dropout and noise
+        model = make("pooled", log_alpha_learning_rate_scale=scale, dropout=0.0)
+        model.compile(optimizer=vtrain.optimizers.get(optimizer, 0.01))
+        model(ids)
+        before = [w.numpy().copy() for w in model.trainable_weights]
+        model.fit(ids, tags, batch_size=len(ids), epochs=1, verbose=0, shuffle=False)
+        steps[scale] = [(w.name, w.numpy() - b)
+                        for w, b in zip(model.trainable_weights, before)]
+    for (name, step), (_, scaled) in zip(steps[1.0], steps[4.0]):
+        expected = 4.0 * step if name == "log_alpha" else step
+        np.testing.assert_allclose(scaled, expected, rtol=1e-4, atol=1e-7, err_msg=name)
+    assert any(name == "log_alpha" and np.abs(step).max() > 0
+               for name, step in steps[1.0])
+
+
+def test_log_alpha_init_range_and_its_errors():
+    model = make("pooled", log_alpha_init_min=2.0, log_alpha_init_max=2.0)
+    model(batch()[0])
+    np.testing.assert_array_equal(model.embedding.log_alpha.numpy(), 2.0)
+    model = make("pooled", log_alpha_init_min=4.0, log_alpha_init_max=6.0)
+    model(batch()[0])
+    log_alpha = model.embedding.log_alpha.numpy()
+    assert 4.0 <= log_alpha.min() < log_alpha.max() <= 6.0
+    assert model.get_config()["log_alpha_init_max"] == 6.0
+    with pytest.raises(ValueError, match="received 3.0 and 1.0. Expected min <= max"):
+        make("pooled", log_alpha_init_min=3.0, log_alpha_init_max=1.0)
+    with pytest.raises(ValueError, match="received 0. Expected a factor > 0"):
+        make("pooled", log_alpha_learning_rate_scale=0)
