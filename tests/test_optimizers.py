@@ -64,6 +64,45 @@ def test_all_rows_present_matches_dense_adam(kwargs):
     assert int(lazy.iterations) == 5
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"weight_decay": 0.1}, {"clipnorm": 0.5}, {"amsgrad": True}],
+    ids=lambda kw: ",".join(kw) or "plain",
+)
+def test_dense_gradient_matches_keras_adam(kwargs):
+    # The fused ApplyAdam kernel computes `1 - beta` in float32 (Keras in
+    # Python floats): 1 - 0.999f is 1.3e-5 relative off 0.001. That, and
+    # nothing else, separates the two; amsgrad uses Keras's own step.
+    rng = np.random.default_rng(2)
+    init = rng.normal(size=(1000, 1)).astype("float32")
+    lazy_var, dense_var = keras.Variable(init), keras.Variable(init)
+    lazy, dense = LazyAdam(1e-3, **kwargs), keras.optimizers.Adam(1e-3, **kwargs)
+    for _ in range(10):
+        grad = tf.constant(rng.normal(size=(1000, 1)).astype("float32"))
+        lazy.apply([grad], [lazy_var])
+        dense.apply([grad], [dense_var])
+    got, want = _state(lazy, lazy_var), _state(dense, dense_var)
+    if "amsgrad" in kwargs:
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        return
+    # Weights within a few float32 ulps (|w| up to 3 here), moments as far
+    # apart as their `1 - beta` factors.
+    np.testing.assert_allclose(got[0], want[0], rtol=3e-7, atol=1e-7)
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=3e-7)
+    np.testing.assert_allclose(got[2], want[2], rtol=2e-5, atol=0)
+
+
+def test_dense_gradient_uses_the_fused_kernel():
+    var = keras.Variable(np.zeros((4, 1), "float32"))
+    opt = LazyAdam()
+    opt.build([var])
+    step = tf.function(lambda g: opt.apply([g], [var]))
+    graph = step.get_concrete_function(tf.TensorSpec((4, 1))).graph
+    ops_used = {op.type for f in [graph, *graph._functions.values()]
+                for op in getattr(f, "get_operations", lambda: f.graph.get_operations())()}
+    assert "ResourceApplyAdam" in ops_used
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"amsgrad": True, "weight_decay": 0.1}])
 def test_absent_rows_are_bit_identical(kwargs):
     var = _table()

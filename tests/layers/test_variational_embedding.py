@@ -5,6 +5,8 @@ import tensorflow as tf
 
 from tests.layers.contract import check_layer_contract
 from vtrain.layers import VariationalEmbedding
+from vtrain.layers.base import kl_log_uniform
+from vtrain.layers.variational_embedding import clipped_kl_sum
 
 
 def numpy_kl(log_alpha):
@@ -55,6 +57,52 @@ def test_log_alpha_is_clipped_to_plus_minus_ten():
     beyond = layer_with_log_alpha([-25.0, 40.0])
     assert float(beyond.regularizer()) == float(clipped.regularizer())
     np.testing.assert_array_equal(beyond.clipped_log_alpha().numpy()[:, 0], [-10, 10])
+
+
+def _autodiff_kl(log_alpha):
+    """Value and autodiff gradient of the formula the layer used before."""
+    with tf.GradientTape() as tape:
+        tape.watch(log_alpha)
+        kl = tf.reduce_sum(kl_log_uniform(tf.clip_by_value(log_alpha, -10.0, 10.0)))
+    return kl, tape.gradient(kl, log_alpha)
+
+
+def _grid():
+    # Dense over [-10, 10], the clip edges exactly, and values beyond them.
+    inside = np.linspace(-10, 10, 4001)
+    return np.concatenate([inside, [-10.0, 10.0, -10.5, 10.5, -30, 30]])
+
+
+@pytest.mark.parametrize("upstream", [1.0, 1e-5])
+def test_closed_form_kl_gradient_equals_autodiff(upstream):
+    log_alpha = tf.constant(_grid().reshape(-1, 1), "float32")
+    want_kl, want_grad = _autodiff_kl(log_alpha)
+    with tf.GradientTape() as tape:
+        tape.watch(log_alpha)
+        kl = clipped_kl_sum(log_alpha)
+        scaled = upstream * kl
+    got_grad = tape.gradient(scaled, log_alpha).numpy()
+    assert float(kl) == float(want_kl)
+    np.testing.assert_allclose(got_grad, upstream * want_grad.numpy(), rtol=1e-6, atol=0)
+    # The clip passes gradient at its edges and none beyond them.
+    outside = np.abs(_grid()) > 10
+    assert np.all(got_grad[outside] == 0) and np.all(got_grad[~outside] != 0)
+
+
+def test_closed_form_kl_gradient_under_xla():
+    log_alpha = tf.constant(_grid().reshape(-1, 1), "float32")
+
+    @tf.function(jit_compile=True)
+    def value_and_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            kl = clipped_kl_sum(x)
+        return kl, tape.gradient(kl, x)
+
+    kl, grad = value_and_grad(log_alpha)
+    want_kl, want_grad = _autodiff_kl(log_alpha)
+    np.testing.assert_allclose(float(kl), float(want_kl), rtol=1e-6)
+    np.testing.assert_allclose(grad.numpy(), want_grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_inference_zeroes_rows_at_or_above_threshold():
