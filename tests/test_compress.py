@@ -281,6 +281,12 @@ def test_compress_workdir_writes_reports_and_an_exact_export(tmp_path):
     assert len(set(last.values())) == 1, last
     assert report["summary"]["full_size"] == num_words
     assert "| variational |" in (workdir / "vocabulary.md").read_text()
+    # A baseline's report is read when it matches, re-measured when it does not.
+    assert compress.baseline_report(str(workdir), num_sizes=5) == json.loads(
+        json.dumps(report))
+    again = compress.baseline_report(str(workdir), num_sizes=3, split="validation")
+    assert (again["num_sizes"], again["split"]) == (3, "validation")
+    assert compress.read_report(workdir) == again
 
 
 def test_export_refuses_a_vectorizer_of_another_size(tmp_path):
@@ -322,3 +328,33 @@ def test_compress_run_with_a_baseline_uses_its_curves_and_reference(tmp_path):
                               split="validation", baseline=baseline)
     with pytest.raises(FileNotFoundError, match="expected the report of a finished"):
         compress.read_report(tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_launcher_baseline_flow_writes_both_reports_from_one_command(tmp_path):
+    """`vtrain.main --config=tiny --baseline=tiny (plain)`: issue 4's flow, shrunk."""
+    from configs import tiny
+    from vtrain import train
+
+    config = tiny.get_config()
+    baseline_config = tiny.get_config()
+    baseline_config.model.variational = False
+    workdir = tmp_path / "run"
+    train.train_and_compare(config, baseline_config, str(workdir))
+
+    baseline = compress.read_report(workdir / "baseline")
+    report = compress.read_report(workdir)
+    assert set(baseline["curves"]) == {"frequency", "tfidf"}
+    assert set(report["curves"]) == {"variational", "frequency", "tfidf"}
+    assert report["curves"]["tfidf"] == baseline["curves"]["tfidf"]
+    sizes = baseline["curves"]["frequency"]["sizes"]
+    assert report["curves"]["variational"]["sizes"] == sizes
+    assert len(sizes) > 10 and sizes[-1] == report["summary"]["full_size"] == 1998
+    results = json.loads((workdir / "baseline" / "results.json").read_text())
+    assert compress.reference_f1(report) == results["test"]["f1@3"]
+    assert report["full_vocabulary"]["f1_at_3"] == json.loads(
+        (workdir / "results.json").read_text())["test"]["f1@3"]
+    assert report["pruned"]["max_abs_score_difference"] <= 1e-5
+    for folder in (workdir, workdir / "baseline"):
+        for name in ("vocabulary.md", "vocabulary.png", "pruned/model.keras"):
+            assert (folder / name).is_file(), folder / name

@@ -327,7 +327,9 @@ def _write_vocabulary_report(model, data, workdir, baseline_workdir=None):
 
     if not isinstance(model, TagClassifier):
         return None
-    baseline = compress.read_report(baseline_workdir) if baseline_workdir else None
+    baseline = None
+    if baseline_workdir:
+        baseline = compress.baseline_report(baseline_workdir, num_sizes=COMPRESS_SIZES)
     logging.info("Writing the vocabulary report (%d sizes per ranking).",
                  COMPRESS_SIZES)
     return compress.compress_run(model, data, workdir, num_sizes=COMPRESS_SIZES,
