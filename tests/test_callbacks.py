@@ -236,4 +236,5 @@ def test_metadata_is_json_written_by_the_callback(tmp_path):
     model.fit(X, Y, batch_size=4, epochs=1, verbose=0,
               callbacks=[AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)])
     metadata = json.loads((tmp_path / "training_metadata.json").read_text())
-    assert metadata == {"batch": 0, "epoch": 1, "weights": "backup-1.weights.h5"}
+    assert metadata == {"batch": 0, "epoch": 1, "weights": "backup-1.weights.h5",
+                        "seed_states": []}  # the model has no SeedGenerator

@@ -201,6 +201,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     the epoch: that rename is the single commit point. Older weights files
     are removed after it. A non-finite state is never backed up.
 
+    The backup also holds the state of every `keras.random.SeedGenerator`
+    of the model (dropout, embedding noise), which Keras's weights files
+    leave out: a resumed run draws the same noise as an uninterrupted one.
+
     Same arguments as Keras's, except `double_checkpoint` (unneeded: the
     previous backup stays valid until the next commit). As in Keras, the
     backup is taken at epoch ends (or every `save_freq` batches, in which
@@ -243,6 +247,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        set_seed_states(self.model, metadata.get("seed_states", []))
         self.model._initial_epoch = metadata["epoch"]
 
     def _read_metadata(self):
@@ -285,7 +290,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         vtrain_io.atomic_write_json(
             self._training_metadata_path,
             {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-             "weights": weights},
+             "weights": weights, "seed_states": seed_states(self.model)},
         )
         for name in os.listdir(self.backup_dir):
             if name.startswith("backup-") and name.endswith(".weights.h5") and name != weights:
@@ -298,6 +303,47 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_batch_end(self, batch, logs=None):
         self._last_logs = logs
         super().on_train_batch_end(batch, logs)
+
+
+def seed_states(model):
+    """`[[path, [int, ...]], ...]`: the state of each `SeedGenerator` of `model`.
+
+    They are the model's `variables` that are not `weights`; JSON-ready.
+
+    Example:
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=7)])
+    >>> [state for path, state in seed_states(model)]
+    [[7, 0]]
+    """
+    weights = {id(v) for v in model.weights}
+    return [[v.path, np.asarray(v).tolist()] for v in model.variables
+            if id(v) not in weights]
+
+
+def set_seed_states(model, states):
+    """Restores `seed_states(model)`'s output into `model` (same layers, same order).
+
+    Example:
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=7)])
+    >>> (path, state), = seed_states(model)
+    >>> set_seed_states(model, [[path, [7, 3]]])
+    >>> seed_states(model)[0][1]
+    [7, 3]
+    """
+    current = seed_states(model)
+    if [path for path, _ in current] != [path for path, _ in states]:
+        raise ValueError(
+            "Cannot restore the random seed states: received states for "
+            f"{[path for path, _ in states]}, expected {[path for path, _ in current]} "
+            "(the model's SeedGenerators, in order). The backup is of another "
+            "model: remove it to start afresh."
+        )
+    weights = {id(v) for v in model.weights}
+    variables = [v for v in model.variables if id(v) not in weights]
+    for variable, (_, value) in zip(variables, states):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
 def monitored_terms(model, validation=False):

@@ -5,6 +5,8 @@
     python -m vtrain.main --config.train.num_epochs=5       # override a field
     python -m vtrain.main --config=configs/triplet.py --baseline=configs/default.py
         # also trains the baseline into WORKDIR/baseline; prints both side by side
+    python -m vtrain.main --config.strategy=mirrored    # 2 replicas (CPU split in 2)
+    python -m vtrain.main --deterministic               # bit-identical re-runs
 
 With no --workdir the run goes to a new folder runs/YYYYmmdd-HHMMSS under the
 current directory. Re-running into a workdir resumes it (see vtrain.train).
@@ -14,6 +16,7 @@ import datetime
 import os
 import sys
 
+import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -63,6 +66,14 @@ _WORKDIR = flags.DEFINE_string(
 )
 
 
+_DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", False,
+    "Turn on TensorFlow's op determinism (tf.config.experimental."
+    "enable_op_determinism): the same config gives bit-identical weights, also "
+    "across a kill and resume; some ops get slower.",
+)
+
+
 def parse_flags(argv):
     """absl's flag parsing, with a short message for a config field that does not exist."""
     try:
@@ -90,6 +101,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     workdir = _WORKDIR.value or _new_workdir()
+    if _DETERMINISTIC.value:
+        tf.config.experimental.enable_op_determinism()
     try:
         if _BASELINE.value is None:
             train.train_and_evaluate(_CONFIG.value, workdir)

@@ -52,13 +52,8 @@ class ConfigError(ValueError):
         return cls(message + (f" {fix}" if fix else ""))
 
 
-def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
+def train_and_evaluate(config, workdir, callbacks=()):
     """Trains `config`'s model into `workdir` and returns the results dict.
-
-    A word classifier (`pooled`, `cnn`) also gets its vocabulary report
-    (`vtrain.compress.compress_run` at `COMPRESS_SIZES` sizes on the test
-    split): `vocabulary.json`, `vocabulary.md`, `vocabulary.png` and the
-    pruned model in `pruned/`, written before `results.json`.
 
     Args:
         config: an `ml_collections.ConfigDict` like `configs/default.py`'s.
@@ -66,9 +61,6 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
             (`results.json` present) is not retrained; an interrupted one
             resumes from its last finished epoch.
         callbacks: extra Keras callbacks, run after vtrain's own.
-        baseline_workdir: None, or a finished classifier run on the same
-            vocabulary whose report gives the vocabulary report's frequency
-            and TF-IDF curves and the F1 its drops are measured from.
 
     Returns:
         The dict written to `WORKDIR/results.json`: `test` metrics
@@ -101,6 +93,10 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     config_path = os.path.join(workdir, "config.json")
     _check_same_config(config, config_path)
     logging.info("Workdir %s; config:\n%s", workdir, config)
+    for folder in (workdir, os.path.join(workdir, "checkpoints"),
+                   os.path.join(workdir, "backup")):
+        for path in vtrain_io.remove_temporaries(folder):
+            logging.info("Removed %s, left by a killed write.", path)
     keras.utils.set_random_seed(config.seed)
 
     try:
@@ -151,6 +147,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
             validation_data=data.validation,
             epochs=config.train.num_epochs,
             callbacks=[
+                pipeline.EpochShuffle(data),  # epoch e's batches, resumed or not
                 # Order matters: a non-finite loss stops fit before anything
                 # is saved; the next two add to the epoch logs that the
                 # checkpoint and TensorBoard read; the backup is written last,
@@ -176,7 +173,6 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
                  best.best_epoch + 1, validation.monitor, best.best)
     logging.info("Evaluating on the test split.")
     test = _evaluate_split(model, data.test, progress=True)
-    _write_vocabulary_report(model, data, workdir, baseline_workdir)
     results = {
         "model": config.model.name,
         "test": test,
@@ -202,12 +198,8 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
     """Trains `config` and a baseline on the same test split; prints them side by side.
 
     `config` goes into `workdir`, `baseline_config` into `workdir/baseline`
-    (each resumable, as `train_and_evaluate`; the baseline is trained
-    first). Both test metrics are written to `WORKDIR/comparison.json` as
-    `{run name: test metrics}`. When both are word classifiers on the same
-    vocabulary, the vocabulary report in `workdir` takes its frequency and
-    TF-IDF curves and its reference F1 from the baseline (issue 4: the
-    non-variational full-vocabulary model).
+    (each resumable, as `train_and_evaluate`). Both test metrics are
+    written to `WORKDIR/comparison.json` as `{run name: test metrics}`.
 
     Raises:
         ConfigError: the two configs would not share the test split (their
@@ -221,16 +213,9 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
                 "must be measured on the same test split",
                 f"Set --config.data.{field} or --baseline.data.{field} so they match.",
             )
-    # The baseline first: a classifier's vocabulary report then measures the
-    # frequency and TF-IDF rankings on the baseline's model (see compress_run).
-    baseline_workdir = os.path.join(workdir, "baseline")
-    baseline = train_and_evaluate(baseline_config, baseline_workdir, callbacks)
-    same_vocabulary = all(config.data[field] == baseline_config.data[field]
-                          for field in _VOCABULARY_FIELDS)
-    has_report = os.path.isfile(os.path.join(baseline_workdir, "vocabulary.json"))
-    results = train_and_evaluate(
-        config, workdir, callbacks,
-        baseline_workdir=baseline_workdir if same_vocabulary and has_report else None)
+    results = train_and_evaluate(config, workdir, callbacks)
+    baseline = train_and_evaluate(baseline_config, os.path.join(workdir, "baseline"),
+                                  callbacks)
     names = [config.model.name, f"baseline {baseline_config.model.name}"]
     if names[0] == baseline_config.model.name:
         names[0] += " (--config)"
@@ -309,31 +294,6 @@ def _worker_workdir(workdir, strategy):
     chief = role == "chief" or (role == "worker" and index == 0
                                 and "chief" not in tf_config["cluster"])
     return workdir if chief else os.path.join(workdir, f"{role}-{index}")
-
-
-# Log-spaced vocabulary sizes per ranking in a run's vocabulary report: enough
-# for the curve and its AUC, and about 1 min of sweeping for the default run.
-COMPRESS_SIZES = 50
-# The data fields that make the vocabulary and the test split.
-_VOCABULARY_FIELDS = ("path", "min_tag_train_uses", "min_word_count",
-                      "max_vocabulary_size", "lowercase", "strip_punctuation",
-                      "max_train_examples")
-
-
-def _write_vocabulary_report(model, data, workdir, baseline_workdir=None):
-    """`compress_run`'s reports for a word classifier; nothing for other models."""
-    from vtrain import compress
-    from vtrain.models.classifier import TagClassifier
-
-    if not isinstance(model, TagClassifier):
-        return None
-    baseline = None
-    if baseline_workdir:
-        baseline = compress.baseline_report(baseline_workdir, num_sizes=COMPRESS_SIZES)
-    logging.info("Writing the vocabulary report (%d sizes per ranking).",
-                 COMPRESS_SIZES)
-    return compress.compress_run(model, data, workdir, num_sizes=COMPRESS_SIZES,
-                                 baseline=baseline)
 
 
 def _validation_callback(model, dataset):

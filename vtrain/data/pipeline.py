@@ -46,7 +46,8 @@ class TagData:
 
     Attributes:
         train: `(token_ids int32 [B, L], tags float32 multi-hot [B, T])`
-            batches, reshuffled every epoch, prefetched.
+            batches, reshuffled every epoch, prefetched. The order of
+            epoch e is a function of (seed, e) (see `EpochOrder`).
         validation: same, in file order.
         test: same, in file order.
         vectorizer: the `keras.layers.TextVectorization` fitted on the
@@ -57,6 +58,8 @@ class TagData:
         tag_train_counts: `[T]` int64, uses of each tag in the train split.
         num_train: number of training examples.
         sequence_length: L, tokens per example (truncated or zero-padded).
+        train_order: the `EpochOrder` of `train`; `EpochShuffle(data)` is
+            the callback that ties it to `fit`'s epoch.
 
     Example:
     >>> import tensorflow as tf
@@ -76,6 +79,7 @@ class TagData:
     tag_train_counts: np.ndarray
     num_train: int
     sequence_length: int
+    train_order: "EpochOrder" = None
 
     @property
     def num_tags(self):
@@ -181,12 +185,8 @@ def load_tag_data(
         return tf.cast(token_ids, tf.int32).numpy(), multi_hot
 
     train_ids, train_tags = arrays(splits["train"])
-    train = (
-        tf.data.Dataset.from_tensor_slices((train_ids, train_tags))
-        .shuffle(len(train_ids), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    train_order = EpochOrder(len(train_ids), seed)
+    train = train_order.batches(train_ids, train_tags, batch_size=batch_size)
 
     def unshuffled(examples):
         return (
@@ -205,7 +205,89 @@ def load_tag_data(
         tag_train_counts=train_tags.sum(axis=0).astype(np.int64),
         num_train=len(train_ids),
         sequence_length=sequence_length,
+        train_order=train_order,
     )
+
+
+class EpochOrder:
+    """The order of the training examples: a function of (seed, epoch) only.
+
+    `tf.data`'s `shuffle(reshuffle_each_iteration=True)` draws each pass's
+    order from the number of passes made so far in this process, so a run
+    resumed at epoch e (a new process) would see epoch 0's order again, and
+    resuming would not reproduce the uninterrupted run. Here the order of
+    a pass is `stateless_shuffle(range(size), seed=(seed, epoch))`, where
+    `epoch` is set by the `EpochShuffle` callback at each epoch start, or,
+    without it, counts the passes (so plain iteration still reshuffles).
+
+    Example:
+    >>> order = EpochOrder(5, seed=0)
+    >>> data = order.batches(np.arange(5), np.zeros((5, 1)), batch_size=5)
+    >>> first, second = (next(iter(data))[0].numpy().tolist() for _ in range(2))
+    >>> sorted(first), first != second
+    ([0, 1, 2, 3, 4], True)
+    >>> order.set_epoch(1)  # pinned: every pass is epoch 1's order
+    >>> next(iter(data))[0].numpy().tolist() == second
+    True
+    """
+
+    def __init__(self, size, seed):
+        self.size = int(size)
+        self.seed = int(seed)
+        # -1: not pinned; each pass takes the next value of `_passes`.
+        self._epoch = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self._passes = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def set_epoch(self, epoch):
+        """Pins the order of every following pass to epoch `epoch`'s (None: unpin)."""
+        self._epoch.assign(-1 if epoch is None else epoch)
+
+    def indices(self, _=None):
+        """A dataset of this pass's example indices (a `flat_map` function)."""
+        passes = self._passes.assign_add(1) - 1
+        epoch = tf.where(self._epoch >= 0, self._epoch, passes)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), epoch])
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(self.size, dtype=tf.int64), seed=seed)
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    def batches(self, *arrays, batch_size):
+        """Batches of `arrays` (same first dimension `size`) in this order, prefetched."""
+        tensors = tuple(tf.constant(array) for array in arrays)
+        num_batches = -(-self.size // batch_size)
+        return (
+            tf.data.Dataset.from_tensors(0)
+            .flat_map(self.indices)
+            .batch(batch_size)
+            .map(lambda rows: tuple(tf.gather(t, rows) for t in tensors))
+            .apply(tf.data.experimental.assert_cardinality(num_batches))
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+
+class EpochShuffle(keras.callbacks.Callback):
+    """Gives `fit`'s epoch number to a `TagData`'s training order.
+
+    With it, epoch e of a run resumed from a backup sees the same batches
+    as epoch e of an uninterrupted run (`vtrain.train` adds it).
+
+    Example:
+    >>> data = TagData(None, None, None, None, [], [], np.zeros(0), 5, 1,
+    ...                train_order=EpochOrder(5, seed=0))
+    >>> EpochShuffle(data).on_epoch_begin(3)
+    >>> int(data.train_order._epoch.numpy())
+    3
+    """
+
+    def __init__(self, data):
+        super().__init__()
+        self.order = data.train_order
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.order.set_epoch(epoch)
+
+    def on_train_end(self, logs=None):
+        self.order.set_epoch(None)
 
 
 def _frequent_words(texts, standardize, min_count, max_size):
