@@ -52,8 +52,13 @@ class ConfigError(ValueError):
         return cls(message + (f" {fix}" if fix else ""))
 
 
-def train_and_evaluate(config, workdir, callbacks=()):
+def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     """Trains `config`'s model into `workdir` and returns the results dict.
+
+    A word classifier (`pooled`, `cnn`) also gets its vocabulary report
+    (`vtrain.compress.compress_run` at `COMPRESS_SIZES` sizes on the test
+    split): `vocabulary.json`, `vocabulary.md`, `vocabulary.png` and the
+    pruned model in `pruned/`, written before `results.json`.
 
     Args:
         config: an `ml_collections.ConfigDict` like `configs/default.py`'s.
@@ -61,6 +66,9 @@ def train_and_evaluate(config, workdir, callbacks=()):
             (`results.json` present) is not retrained; an interrupted one
             resumes from its last finished epoch.
         callbacks: extra Keras callbacks, run after vtrain's own.
+        baseline_workdir: None, or a finished classifier run on the same
+            vocabulary whose report gives the vocabulary report's frequency
+            and TF-IDF curves and the F1 its drops are measured from.
 
     Returns:
         The dict written to `WORKDIR/results.json`: `test` metrics
@@ -173,6 +181,7 @@ def train_and_evaluate(config, workdir, callbacks=()):
                  best.best_epoch + 1, validation.monitor, best.best)
     logging.info("Evaluating on the test split.")
     test = _evaluate_split(model, data.test, progress=True)
+    _write_vocabulary_report(model, data, workdir, baseline_workdir)
     results = {
         "model": config.model.name,
         "test": test,
@@ -198,8 +207,12 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
     """Trains `config` and a baseline on the same test split; prints them side by side.
 
     `config` goes into `workdir`, `baseline_config` into `workdir/baseline`
-    (each resumable, as `train_and_evaluate`). Both test metrics are
-    written to `WORKDIR/comparison.json` as `{run name: test metrics}`.
+    (each resumable, as `train_and_evaluate`; the baseline is trained
+    first). Both test metrics are written to `WORKDIR/comparison.json` as
+    `{run name: test metrics}`. When both are word classifiers on the same
+    vocabulary, the vocabulary report in `workdir` takes its frequency and
+    TF-IDF curves and its reference F1 from the baseline (issue 4: the
+    non-variational full-vocabulary model).
 
     Raises:
         ConfigError: the two configs would not share the test split (their
@@ -213,9 +226,16 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
                 "must be measured on the same test split",
                 f"Set --config.data.{field} or --baseline.data.{field} so they match.",
             )
-    results = train_and_evaluate(config, workdir, callbacks)
-    baseline = train_and_evaluate(baseline_config, os.path.join(workdir, "baseline"),
-                                  callbacks)
+    # The baseline first: a classifier's vocabulary report then measures the
+    # frequency and TF-IDF rankings on the baseline's model (see compress_run).
+    baseline_workdir = os.path.join(workdir, "baseline")
+    baseline = train_and_evaluate(baseline_config, baseline_workdir, callbacks)
+    same_vocabulary = all(config.data[field] == baseline_config.data[field]
+                          for field in _VOCABULARY_FIELDS)
+    has_report = os.path.isfile(os.path.join(baseline_workdir, "vocabulary.json"))
+    results = train_and_evaluate(
+        config, workdir, callbacks,
+        baseline_workdir=baseline_workdir if same_vocabulary and has_report else None)
     names = [config.model.name, f"baseline {baseline_config.model.name}"]
     if names[0] == baseline_config.model.name:
         names[0] += " (--config)"
@@ -294,6 +314,31 @@ def _worker_workdir(workdir, strategy):
     chief = role == "chief" or (role == "worker" and index == 0
                                 and "chief" not in tf_config["cluster"])
     return workdir if chief else os.path.join(workdir, f"{role}-{index}")
+
+
+# Log-spaced vocabulary sizes per ranking in a run's vocabulary report: enough
+# for the curve and its AUC, and about 1 min of sweeping for the default run.
+COMPRESS_SIZES = 50
+# The data fields that make the vocabulary and the test split.
+_VOCABULARY_FIELDS = ("path", "min_tag_train_uses", "min_word_count",
+                      "max_vocabulary_size", "lowercase", "strip_punctuation",
+                      "max_train_examples")
+
+
+def _write_vocabulary_report(model, data, workdir, baseline_workdir=None):
+    """`compress_run`'s reports for a word classifier; nothing for other models."""
+    from vtrain import compress
+    from vtrain.models.classifier import TagClassifier
+
+    if not isinstance(model, TagClassifier):
+        return None
+    baseline = None
+    if baseline_workdir:
+        baseline = compress.baseline_report(baseline_workdir, num_sizes=COMPRESS_SIZES)
+    logging.info("Writing the vocabulary report (%d sizes per ranking).",
+                 COMPRESS_SIZES)
+    return compress.compress_run(model, data, workdir, num_sizes=COMPRESS_SIZES,
+                                 baseline=baseline)
 
 
 def _validation_callback(model, dataset):
