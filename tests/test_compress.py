@@ -358,3 +358,14 @@ def test_launcher_baseline_flow_writes_both_reports_from_one_command(tmp_path):
     for folder in (workdir, workdir / "baseline"):
         for name in ("vocabulary.md", "vocabulary.png", "pruned/model.keras"):
             assert (folder / name).is_file(), folder / name
+
+
+def test_export_sizes_leave_out_the_optimizer_state(tmp_path):
+    model = _model()
+    model.compile(optimizer="adam")
+    ids = _vectorizer()(tf.constant(TEXTS)).numpy()
+    model.fit(ids, np.ones((len(TEXTS), 5), "float32"), epochs=1, verbose=0)
+    assert model.optimizer.variables  # a .keras file of the model would hold them
+    sizes = compress.export_pruned(model, _vectorizer(), range(2, 10), str(tmp_path))
+    # Every word kept: the pruned model has the same weights, so the same size.
+    assert sizes["model_bytes_after"] == sizes["model_bytes_before"]

@@ -399,11 +399,14 @@ def export_pruned(model, vectorizer, keep_ids, path):
     config["vocabulary"] = [vocabulary[i] for i in keep_ids]
     os.makedirs(path, exist_ok=True)
     model_path = os.path.join(path, MODEL_FILE)
-    io.save_model(pruned, model_path, include_optimizer=False)
+    # A .keras file holds the optimizer's state of a compiled model whatever
+    # include_optimizer says; the pruned model is never compiled, so the
+    # "before" size is that of an uncompiled copy too.
+    io.save_model(pruned, model_path)
     io.atomic_write_json(os.path.join(path, VOCABULARY_FILE), {"vectorizer": config})
     with tempfile.TemporaryDirectory() as scratch:
         full_path = os.path.join(scratch, MODEL_FILE)
-        model.save(full_path, include_optimizer=False)
+        _uncompiled_copy(model).save(full_path)
         before = os.path.getsize(full_path)
     itemsize = np.dtype(layer.embeddings.dtype).itemsize
     return {
@@ -434,6 +437,14 @@ def load_pruned(path):
     with open(os.path.join(path, VOCABULARY_FILE)) as f:
         config = json.load(f)["vectorizer"]
     return model, keras.layers.TextVectorization.from_config(config)
+
+
+def _uncompiled_copy(model):
+    """A fresh instance of `model`'s class with the same weights, no optimizer."""
+    copy = type(model).from_config(model.get_config())
+    copy(np.zeros((1, 1), "int32"))  # builds the weights to copy into
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _pruned_model(model, keep_ids):
