@@ -77,9 +77,30 @@ _DETERMINISTIC = flags.DEFINE_bool(
 def parse_flags(argv):
     """absl's flag parsing, with a short message for a config field that does not exist."""
     try:
-        return app.parse_flags_with_usage(argv)
+        return flags.FLAGS(argv)
     except AttributeError as error:
         sys.exit(_unknown_field(error))
+    except flags.IllegalFlagValueError as error:
+        sys.exit(_bad_value(error, argv))
+    except flags.Error as error:  # absl's own message
+        sys.exit(f"FATAL Flags parsing error: {error}\n"
+                 "Pass --helpshort or --helpfull to see help on flags.")
+
+
+def _bad_value(error, argv):
+    """received / expected / fix for an override of the wrong type (e.g. `epochs=three`)."""
+    flag = next((arg for arg in reversed(argv) if arg.startswith("--") and "=" in arg
+                 and arg.split("=")[0] in str(error)), None)
+    if flag is None:
+        return f"Error: {error}"
+    name, value = flag[2:].split("=", 1)
+    default = flags.FLAGS[name.split(".")[0]].value
+    for key in name.split(".")[1:]:
+        default = getattr(default, key, None)
+    reason = str(error).split(": ", 1)[-1]
+    return (f"Error: invalid value for --{name}: received {value!r} ({reason}). "
+            f"Expected {type(default).__name__}, the type of the field (the config "
+            f"file sets {default!r}). Fix the value, e.g. --{name}={default}.")
 
 
 def _new_workdir():

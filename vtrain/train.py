@@ -19,6 +19,7 @@ finished epoch, and only prints the results of a finished one.
 """
 
 import difflib
+import math
 import os
 import time
 
@@ -93,6 +94,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
         print(evaluate.format_table(results))
         return results
 
+    check_workdir(workdir)
     # First: splitting the CPU for `mirrored` is only possible before any
     # TensorFlow op, and check_config already creates an optimizer.
     strategy = make_strategy(config.strategy)
@@ -125,6 +127,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
         raise
     except ValueError as error:
         raise ConfigError(f"Cannot build the data of --config.data: {error}") from error
+    _check_batch_size(config.data.batch_size, data.num_train)
     data_seconds = time.monotonic() - start
     logging.info("Data: %d train examples, %d tags, %d vocabulary rows, "
                  "sequence length %d (%.0f s).", data.num_train, data.num_tags,
@@ -417,6 +420,13 @@ bundled dataset). The file was not found (relative paths start in ...).
     if not isinstance(decay, (int, float)) or not 0 < decay <= 1:
         raise ConfigError.invalid("train.learning_rate_decay", decay,
                                   "a factor in (0, 1] applied once per epoch (1 = constant)")
+    threshold = config.model.get("threshold", 0.0)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or (
+            not math.isfinite(threshold)):
+        raise ConfigError.invalid(
+            "model.threshold", threshold,
+            "a finite number: the log_alpha at or above which a word is dropped "
+            "(3.0 is the usual value)")
     if config.model.name not in BUILDERS:
         raise ConfigError.invalid("model.name", config.model.name,
                                   f"one of {sorted(BUILDERS)}")
@@ -425,6 +435,47 @@ bundled dataset). The file was not found (relative paths start in ...).
     except (TypeError, ValueError) as error:
         raise ConfigError.invalid("train.optimizer", config.train.optimizer,
                                   f"a vtrain.optimizers name ({error})") from None
+
+
+def check_workdir(workdir):
+    """Raises `ConfigError` unless `workdir` is, or can be made, a writable folder.
+
+    Checked before anything is read or written, so a bad --workdir costs
+    nothing and leaves nothing behind.
+
+    Example:
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as file:
+    ...     check_workdir(file.name)
+    Traceback (most recent call last):
+    ...
+    vtrain.train.ConfigError: Invalid value for --workdir: received '...'. Expected \
+a folder (existing or new), but it is a file. Pass a folder path, e.g. runs/my-run.
+    """
+    existing = workdir
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = "it is a file" if existing == workdir else f"{existing!r} is a file"
+        raise ConfigError(
+            f"Invalid value for --workdir: received {workdir!r}. Expected a folder "
+            f"(existing or new), but {what}. Pass a folder path, e.g. runs/my-run.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "it" if existing == workdir else f"{existing!r}, where it would be created,"
+        raise ConfigError(
+            f"Invalid value for --workdir: received {workdir!r}. Expected a folder "
+            f"this user can write to, but {what} is read-only. Make it writable "
+            "(chmod u+w), or pass another --workdir.")
+
+
+def _check_batch_size(batch_size, num_train):
+    if batch_size > num_train:
+        raise ConfigError.invalid(
+            "data.batch_size", batch_size,
+            f"at most the number of training examples, {num_train:,}",
+            "A larger batch makes every epoch a single step on all the data. "
+            "Lower --config.data.batch_size, or use more data "
+            "(--config.data.max_train_examples=0 uses all).")
 
 
 # How a run executes, not what it computes: a run may resume with another.
