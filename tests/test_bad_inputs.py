@@ -68,7 +68,7 @@ def test_malformed_json_names_the_line(config, tmp_path):
                                  [record(0), record(1), '{"text": "vim", "tags": [']))
     message = fails(config, tmp_path / "run", DataError)
     assert message.startswith(f"Invalid data in '{config.data.path}' line 3: malformed "
-                              "JSON (Expecting value: column ")
+                              "JSON (Expecting value: column 26).")
     assert 'Expected one JSON object per line with fields "text"' in message
     assert message.endswith("Fix the line, or check that each JSON object is on one line.")
 
@@ -141,7 +141,8 @@ def test_batch_larger_than_the_data(config, tmp_path):
     message = fails(config, tmp_path / "run")
     assert message.startswith(
         "Invalid value for --config.data.batch_size: received 1000. Expected at most "
-        "the number of training examples, ")
+        "the number of training examples, 49. A larger batch makes every epoch a "
+        "single step on all the data.")
     assert message.endswith("Lower --config.data.batch_size, or use more data "
                             "(--config.data.max_train_examples=0 uses all).")
 
@@ -158,7 +159,7 @@ def test_empty_vocabulary(config, tmp_path):
     message = fails(config, tmp_path / "run")
     assert message.startswith(
         "Cannot build the data of --config.data: No word occurs 10000 or more times "
-        "in the ")
+        "in the 49 training texts")
     assert message.endswith("so the vocabulary would be empty. Use a smaller "
                             "min_word_count or more data.")
 

@@ -37,9 +37,9 @@ def test_multi_worker_without_tf_config_shows_its_shape(monkeypatch):
 
 @pytest.mark.slow
 def test_mirrored_run_equals_the_single_device_run(tmp_path):
-    # Without noise (plain embedding, no dropout): under MirroredStrategy both
-    # replicas draw the same noise (docs/reliability.md), so a noisy run is
-    # another sample of the training, not the same numbers. Noise-free, the
+    # Without noise (plain embedding, no dropout): two replicas draw other
+    # noise than one device (docs/reliability.md), so a noisy run is another
+    # sample of the training, not the same numbers. Noise-free, the
     # only difference is float32 summation order (two half-batch gradients
     # summed): 4.8e-7 measured on the weights, 0 on the test metrics; 1e-5
     # is the bound of the equality tests. P@1 moves by 1/2,935 test
