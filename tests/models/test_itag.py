@@ -1,3 +1,6 @@
+import importlib.util
+import json
+import pathlib
 import types
 
 import keras
@@ -6,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import vtrain
+from vtrain import train
 from vtrain.layers import VariationalEmbedding
 from vtrain.models import itag
 
@@ -358,6 +362,29 @@ def test_build_from_launcher_data():
     assert model.loss_weight_schedules["kl"](0) == pytest.approx(1 / 200)
 
 
+def itag_config():
+    path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "itag.py"
+    spec = importlib.util.spec_from_file_location("itag_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def test_build_reads_every_model_field_of_the_itag_config():
+    model_config = itag_config().model
+    data = types.SimpleNamespace(
+        vocabulary=VOCABULARY, tags=TAGS, num_train=200,
+        tag_train_counts=np.array([5, 3, 2, 1, 4, 9, 1, 2]),
+    )
+    model = itag.build(model_config, data)
+    config = model.get_config()
+    for field in model_config:
+        if field != "name":
+            expected = model_config[field]
+            expected = list(expected) if isinstance(expected, tuple) else expected
+            assert config[field] == expected, field
+
+
 def test_error_messages():
     with pytest.raises(ValueError, match="Expected a permutation of 0..7"):
         tiny_model(tag_priority=[0] * 8)
@@ -371,3 +398,27 @@ def test_error_messages():
     with pytest.raises(ValueError, match=r"expected multi-hot labels \[batch, 8\]"):
         model.targets_from_labels(np.ones((2, 5)))
 
+
+@pytest.mark.slow
+def test_shrunken_itag_config_trains_end_to_end(tmp_path):
+    config = itag_config()
+    config.data.max_train_examples = 400
+    config.data.max_vocabulary_size = 2000
+    config.data.sequence_length = 32
+    config.data.batch_size = 16
+    config.train.num_epochs = 1
+    config.model.update(embedding_dim=16, encoder_units=16, decoder_units=16,
+                        attention_units=16, max_tags=3, beam_width=2)
+    train.train_and_evaluate(config, str(tmp_path))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "itag" and results["num_train"] == 400
+    for k in (1, 3, 5):
+        for name in ("precision", "recall", "f1"):
+            assert 0.0 <= results["test"][f"{name}@{k}"] <= 1.0
+    # The tag table is not counted as vocabulary: only the 2,000 word rows.
+    assert results["vocabulary_size"] == 2000
+    # Learned something: a random ranking of the 490 tags gets F1@3 ~ 0.01.
+    assert results["test"]["f1@3"] > 0.1  # 0.18 when written
+    # The launcher's best checkpoint is a .keras file that loads as an ITag.
+    loaded = keras.saving.load_model(tmp_path / "checkpoints" / "best.keras")
+    assert type(loaded) is itag.ITag and loaded.max_tags == 3

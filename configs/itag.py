@@ -1,0 +1,74 @@
+"""iTag: BiGRU encoder, attention decoder with a copy path, beam search.
+
+The sequence-to-sequence tag recommender of `vtrain.models.itag` (after
+SoftWiser-group/iTag) with a variational word embedding, on the bundled
+Debian tags.
+
+Command (from the repository root):
+
+    python -m vtrain.main --config=configs/itag.py
+
+Result on this 2-core machine (measured 2026-11-27, while three other
+engineers' jobs shared the two cores; load average about 7):
+
+    test           @1      @3      @5
+    precision  0.8201  0.5574  0.4277
+    recall     0.4075  0.6423  0.7307
+    f1         0.4856  0.5198  0.4698
+    vocabulary: 32,046 of 32,046 rows kept (sparsity 0.0%)
+
+Test F1@3 0.520 and P@1 0.820 from the best validation epoch (8 of 10,
+validation F1@3 0.531); 42 min 49 s wall for the whole command (`time:
+2558 s`, about 4 min 15 s per epoch with its validation beam search).
+This falls SHORT of issue 3's aim of F1@3 >= 0.57, and below the pooled
+default (`configs/default.py`, 0.543 in under 5 minutes). The variational
+embedding dropped no word in 10 epochs: its `log_alpha` starts at -6..-4
+and the KL weight 1 / num_train did not push any row past the threshold.
+`num_epochs` was chosen for the time budget, not tuned; validation F1@3
+by epoch: 0.319, 0.434, 0.487, 0.517, 0.523, 0.524, 0.526, 0.531, 0.529,
+0.531 (flat after epoch 5).
+"""
+
+import ml_collections
+
+
+def get_config():
+    """The iTag run's config (see the module docstring)."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # seeds the weights, dropout, embedding noise and shuffle
+    config.strategy = "none"  # none | mirrored | multi_worker (see docs/reliability.md)
+
+    config.data = ml_collections.ConfigDict()
+    config.data.path = ""  # "" = bundled Debian dataset; else a .jsonl/.json/.tsv(.gz) file with text and tags
+    config.data.min_tag_train_uses = 5  # tags used by fewer training examples are dropped
+    config.data.min_word_count = 2  # words seen fewer times in the training texts become [UNK]
+    config.data.max_vocabulary_size = 0  # cap on vocabulary rows, padding and [UNK] included; 0 = no cap
+    config.data.sequence_length = 64  # tokens kept per description (the recurrent encoder's cost grows with it)
+    config.data.lowercase = True  # lower-case texts before splitting into words (tag words are lower-case)
+    config.data.strip_punctuation = True  # remove ASCII punctuation before splitting
+    config.data.batch_size = 64  # examples per training step
+    config.data.eval_batch_size = 512  # examples per validation / test batch (beam search runs on beam_width x as many rows)
+    config.data.max_train_examples = 0  # use only the first N training examples; 0 = all
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "itag"  # vtrain.models.itag
+    config.model.variational = True  # VariationalEmbedding (learns which words to drop) or a plain one
+    config.model.threshold = 3.0  # words with log_alpha >= threshold are dropped at inference
+    config.model.embedding_dim = 128  # word and tag vector size
+    config.model.encoder_units = 128  # GRU units per direction of the bidirectional encoder
+    config.model.decoder_units = 256  # decoder GRU units
+    config.model.attention_units = 128  # hidden size of the additive attention
+    config.model.max_tags = 8  # longest tag sequence decoded and trained on (90% of train lists fit)
+    config.model.beam_width = 3  # beam search width in recommend()
+    config.model.dropout = 0.3  # dropout on embeddings, encoder states and decoder readout
+    config.model.log_alpha_init = (-6.0, -4.0)  # log_alpha starts uniform in this range: words start almost noise-free
+    config.model.presence_weight = 1.0  # weight of the tag-presence head's loss; it ranks the tags after the beam's; 0 = pure iTag
+
+    config.train = ml_collections.ConfigDict()
+    config.train.num_epochs = 10  # passes over the training split (about 4 min 15 s each here)
+    config.train.optimizer = "lazy_adam"  # vtrain.optimizers name; lazy_adam updates only the seen words
+    config.train.learning_rate = 2e-3  # at epoch 0
+    config.train.learning_rate_decay = 0.85  # learning rate factor per epoch; 1 = constant
+    config.train.kl_scale = 1.0  # KL weight = kl_scale / num_train (1 = the ELBO)
+    config.train.kl_warmup_epochs = 3  # KL weight rises linearly from 0 over these epochs
+    return config
