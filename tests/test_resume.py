@@ -56,6 +56,11 @@ def assert_every_file_loads(workdir):
         elif name.endswith(".h5"):
             with h5py.File(path, "r") as file:
                 assert list(file.keys())
+        elif name.endswith(".md"):
+            assert path.read_text(encoding="utf-8")
+        elif name.endswith(".png"):  # complete: signature first, IEND chunk last
+            data = path.read_bytes()
+            assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[-12:-4] == b"\0\0\0\0IEND"
         else:
             pytest.fail(f"unexpected file {name}")
 
