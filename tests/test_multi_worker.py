@@ -60,24 +60,35 @@ def _free_ports(count):
 def run_workers(directory, script, count=2, timeout=TIMEOUT):
     """Runs `script` in `count` worker processes; returns their JSON outputs.
 
-    Worker i gets `TF_CONFIG` for task i of a loopback cluster and the path
-    of its output file as `sys.argv[1]`. Workers still running after
-    `timeout` seconds (or when anything fails) are killed and reaped.
+    Worker i gets the path of its output file as `sys.argv[1]` (see
+    `run_cluster` for the rest).
+    """
+    outputs = [directory / f"worker{index}.json" for index in range(count)]
+    run_cluster(directory, lambda index: [sys.executable, "-c", script, str(outputs[index])],
+                count=count, timeout=timeout)
+    return [json.loads(path.read_text()) for path in outputs]
+
+
+def run_cluster(directory, command, count=2, timeout=TIMEOUT):
+    """Runs `command(i)` (an argv list) as worker i of a loopback cluster, to the end.
+
+    Worker i gets `TF_CONFIG` for task i; its output goes to
+    `directory/worker{i}.log`. Workers still running after `timeout` seconds
+    (or when anything fails) are killed and reaped; any worker that did not
+    exit with 0 fails the test with the end of its log.
     """
     ports = _free_ports(count)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers, outputs, logs = [], [], []
+    workers, logs = [], []
     try:
         for index in range(count):
-            outputs.append(directory / f"worker{index}.json")
             logs.append(open(directory / f"worker{index}.log", "w"))
             tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            env = {**os.environ, "PYTHONPATH": REPO, "TF_CONFIG": json.dumps(tf_config)}
+            env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3",
+                   "TF_CONFIG": json.dumps(tf_config)}
             workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", script, str(outputs[-1])],
-                    cwd=REPO, env=env, stdout=logs[-1], stderr=subprocess.STDOUT,
-                )
+                subprocess.Popen(command(index), cwd=REPO, env=env, stdout=logs[-1],
+                                 stderr=subprocess.STDOUT)
             )
         deadline = time.monotonic() + timeout
         # Stop at the first failure: its peer would wait in a collective
@@ -103,7 +114,6 @@ def run_workers(directory, script, count=2, timeout=TIMEOUT):
             else f"exited with {worker.returncode}"
         )
         assert worker.returncode == 0, f"worker {index} {state}:\n{text}"
-    return [json.loads(path.read_text()) for path in outputs]
 
 
 @pytest.fixture(scope="module")
