@@ -541,7 +541,7 @@ def compress_workdir(workdir, num_sizes=100, split="test", k=3, baseline_workdir
         baseline = baseline_report(baseline_workdir, num_sizes, split, k)
     import ml_collections
 
-    from vtrain.data import pipeline
+    from vtrain import train
     from vtrain.models import classifier  # noqa: F401  (registers the classes)
 
     workdir = os.path.abspath(workdir)
@@ -556,19 +556,7 @@ def compress_workdir(workdir, num_sizes=100, split="test", k=3, baseline_workdir
             )
     with open(config_path) as f:
         config = ml_collections.ConfigDict(json.load(f))
-    data = pipeline.load_tag_data(
-        config.data.path or None,
-        sequence_length=config.data.sequence_length,
-        min_word_count=config.data.min_word_count,
-        max_vocabulary_size=config.data.max_vocabulary_size,
-        lowercase=config.data.lowercase,
-        strip_punctuation=config.data.strip_punctuation,
-        batch_size=config.data.batch_size,
-        eval_batch_size=config.data.eval_batch_size,
-        min_tag_train_uses=config.data.min_tag_train_uses,
-        max_train_examples=config.data.max_train_examples,
-        seed=config.seed,
-    )
+    data = train.load_data(config)
     model = keras.saving.load_model(model_path, compile=False)
     return compress_run(model, data, workdir, num_sizes=num_sizes, split=split, k=k,
                         baseline=baseline)

@@ -110,19 +110,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     keras.utils.set_random_seed(config.seed)
 
     try:
-        data = pipeline.load_tag_data(
-            config.data.path or None,
-            sequence_length=config.data.sequence_length,
-            min_word_count=config.data.min_word_count,
-            max_vocabulary_size=config.data.max_vocabulary_size,
-            lowercase=config.data.lowercase,
-            strip_punctuation=config.data.strip_punctuation,
-            batch_size=config.data.batch_size,
-            eval_batch_size=config.data.eval_batch_size,
-            min_tag_train_uses=config.data.min_tag_train_uses,
-            max_train_examples=config.data.max_train_examples,
-            seed=config.seed,
-        )
+        data = load_data(config)
     except DataError:
         raise
     except ValueError as error:
@@ -204,6 +192,27 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     vtrain_io.atomic_write_json(results_path, results, sort_keys=False)
     print(evaluate.format_table(results))
     return results
+
+
+def load_data(config):
+    """The run's `TagData`, built from `config.data` and `config.seed`.
+
+    Deterministic: the same config gives the same vocabulary and splits, so
+    a finished run's data can be rebuilt from its `config.json`.
+    """
+    return pipeline.load_tag_data(
+        config.data.path or None,
+        sequence_length=config.data.sequence_length,
+        min_word_count=config.data.min_word_count,
+        max_vocabulary_size=config.data.max_vocabulary_size,
+        lowercase=config.data.lowercase,
+        strip_punctuation=config.data.strip_punctuation,
+        batch_size=config.data.batch_size,
+        eval_batch_size=config.data.eval_batch_size,
+        min_tag_train_uses=config.data.min_tag_train_uses,
+        max_train_examples=config.data.max_train_examples,
+        seed=config.seed,
+    )
 
 
 def train_and_compare(config, baseline_config, workdir, callbacks=()):
