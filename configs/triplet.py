@@ -32,26 +32,27 @@ rate 3e-3 decaying 0.9 per epoch, dropout 0.1) gave recall@5 0.7192, within
 run-to-run noise. Alone: python -m vtrain.main --config=configs/triplet.py
 """
 
+import os
+import runpy
+
 import ml_collections
+
+
+def _default_config():
+    """configs/default.py's config, which this one changes (fields documented there)."""
+    return runpy.run_path(os.path.join(os.path.dirname(__file__), "default.py"))["get_config"]()
 
 
 def get_config():
     """The triplet run's config (see the module docstring)."""
-    config = ml_collections.ConfigDict()
-    config.seed = 0  # seeds the weights, dropout, triplet sampling and shuffle
-    config.strategy = "none"  # none | mirrored | multi_worker (see docs/reliability.md)
-
-    config.data = ml_collections.ConfigDict()
-    config.data.path = ""  # "" = bundled Debian dataset; else a .jsonl/.json/.tsv(.gz) file with text and tags
-    config.data.min_tag_train_uses = 5  # tags used by fewer training examples are dropped
-    config.data.min_word_count = 2  # words seen fewer times in the training texts become [UNK]
-    config.data.max_vocabulary_size = 0  # cap on vocabulary rows, padding and [UNK] included; 0 = no cap
-    config.data.sequence_length = 160  # tokens kept per description (the first ones)
-    config.data.lowercase = True  # lower-case texts before splitting into words
-    config.data.strip_punctuation = True  # remove ASCII punctuation before splitting
-    config.data.batch_size = 64  # examples (triplet anchors) per training step
-    config.data.eval_batch_size = 512  # examples per validation / test batch
-    config.data.max_train_examples = 0  # use only the first N training examples; 0 = all
+    # configs/default.py's data and training sections, with the changes below.
+    config = _default_config()
+    config.train.num_epochs = 10  # passes over the training split
+    config.train.optimizer = "adam"  # vtrain.optimizers name (the l2 term touches every word row anyway)
+    config.train.learning_rate = 1e-3  # at epoch 0
+    config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
+    config.train.kl_scale = 0.0  # unused: this model has no variational layer
+    config.train.kl_warmup_epochs = 0  # unused: this model has no variational layer
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "triplet"  # vtrain.models.triplet.TripletRecommender
@@ -64,12 +65,4 @@ def get_config():
     config.model.hard_negatives = True  # hinge on the best-scoring of the negatives (else their mean)
     config.model.l2_weight = 2e-6  # weight of the l2 term at epoch 0
     config.model.l2_decay = 0.8  # l2 weight factor per epoch: regularise early, fit late
-
-    config.train = ml_collections.ConfigDict()
-    config.train.num_epochs = 10  # passes over the training split
-    config.train.optimizer = "adam"  # vtrain.optimizers name (the l2 term touches every word row anyway)
-    config.train.learning_rate = 1e-3  # at epoch 0
-    config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
-    config.train.kl_scale = 0.0  # unused: this model has no variational layer
-    config.train.kl_warmup_epochs = 0  # unused: this model has no variational layer
     return config

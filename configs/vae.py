@@ -30,26 +30,28 @@ nats of code per document). History, TensorBoard and the progress bar show
 kl, kl_weight, reconstruction, val_elbo_per_document and val_perplexity.
 """
 
+import os
+import runpy
+
 import ml_collections
+
+
+def _default_config():
+    """configs/default.py's config, which this one changes (fields documented there)."""
+    return runpy.run_path(os.path.join(os.path.dirname(__file__), "default.py"))["get_config"]()
 
 
 def get_config():
     """The VAE run's config (see the module docstring)."""
-    config = ml_collections.ConfigDict()
-    config.seed = 0  # seeds the weights, the reparameterisation noise and shuffle
-    config.strategy = "none"  # none | mirrored | multi_worker (see docs/reliability.md)
-
-    config.data = ml_collections.ConfigDict()
-    config.data.path = ""  # "" = bundled Debian dataset; else a .jsonl/.json/.tsv(.gz) file with text and tags
-    config.data.min_tag_train_uses = 5  # tags used by fewer training examples are dropped (with examples left tagless)
-    config.data.min_word_count = 2  # words seen fewer times in the training texts become [UNK]
-    config.data.max_vocabulary_size = 0  # cap on vocabulary rows; the VAE keeps model.max_words of them
-    config.data.sequence_length = 160  # tokens counted per description (the first ones)
-    config.data.lowercase = True  # lower-case texts before splitting into words
-    config.data.strip_punctuation = True  # remove ASCII punctuation before splitting
+    # configs/default.py's data and training sections, with the changes below.
+    config = _default_config()
     config.data.batch_size = 256  # documents per training step
-    config.data.eval_batch_size = 512  # documents per validation / test batch
-    config.data.max_train_examples = 0  # use only the first N training examples; 0 = all
+    config.train.num_epochs = 20  # passes over the training split
+    config.train.optimizer = "adam"  # vtrain.optimizers name
+    config.train.learning_rate = 2e-3  # at epoch 0
+    config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
+    config.train.kl_scale = 0.0  # unused: the VAE's KL weight is model.kl_* (1 = the ELBO)
+    config.train.kl_warmup_epochs = 0  # unused: see model.kl_anneal_epochs
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "vae"  # vtrain.models.vae.BagOfWordsVAE
@@ -60,12 +62,4 @@ def get_config():
     config.model.kl_anneal_epochs = 8  # epochs the cycles span (warm-up: its length); weight 1 after
     config.model.kl_cycles = 2  # cyclical: number of cycles
     config.model.kl_ratio = 0.5  # cyclical: fraction of each cycle spent rising
-
-    config.train = ml_collections.ConfigDict()
-    config.train.num_epochs = 20  # passes over the training split
-    config.train.optimizer = "adam"  # vtrain.optimizers name
-    config.train.learning_rate = 2e-3  # at epoch 0
-    config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
-    config.train.kl_scale = 0.0  # unused: the VAE's KL weight is model.kl_* (1 = the ELBO)
-    config.train.kl_warmup_epochs = 0  # unused: see model.kl_anneal_epochs
     return config
