@@ -9,7 +9,9 @@ Command (from the repository root):
 
     python -m vtrain.main --config=configs/cnn.py
 
-Result on this 2-core machine (shared with other jobs, load average 6-8):
+Result on this 2-core machine (measured at 4c4a644, before the training
+order became a function of (seed, epoch) in 6097a6f, so a rerun now
+differs by training noise; shared with other jobs, load average 6-8):
 7 min 42 s wall, test F1@3 0.449 (P@1 0.709) at epoch 8 of 8 (validation
 F1@3 0.458, still rising slowly); 24,038 of 32,046 words kept. Far below
 the pooled model of configs/default.py (0.543 in less time): on these

@@ -8,7 +8,9 @@ Command (from the repository root):
 
     python -m vtrain.main --config=configs/itag.py
 
-Result on this 2-core machine (measured 2026-11-27, while three other
+Result on this 2-core machine (the model of 1bc195c, with the LazyAdam of
+before bd22e26 and the training order of before 6097a6f, so a rerun now
+differs by float rounding and training noise; measured 2026-11-27, while three other
 engineers' jobs shared the two cores; load average about 7):
 
     test           @1      @3      @5

@@ -14,7 +14,10 @@ Command (from the repository root):
 
     python -m vtrain.main --config=configs/vae.py --workdir=runs/vae
 
-Result on this 2-core machine (shared with other jobs), 319 s, best epoch
+Result on this 2-core machine (measured on 428ce4b plus the launcher hooks
+of 6ca020b, before the training order became a function of (seed, epoch)
+in 6097a6f, so a rerun now differs by training noise; shared with other
+jobs), 319 s, best epoch
 20 of 20 (the validation ELBO was still improving), test split (2,935
 documents, 58.1 counted words each):
 

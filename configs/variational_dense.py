@@ -18,7 +18,10 @@ a plain Dense hidden layer, trained in turn, printed side by side:
         --baseline=configs/variational_dense.py \
         --baseline.model.variational_hidden=False --workdir=runs/variational_dense
 
-Result on this 2-core machine (shared with other jobs; 20 min 44 s for the
+Result on this 2-core machine (measured on 428ce4b plus the launcher
+options of 6ca020b, before the training order became a function of (seed,
+epoch) in 6097a6f, so a rerun now differs by training noise; shared with
+other jobs; 20 min 44 s for the
 command; best validation epoch 30 of 30 for both), test split:
 
                       VariationalDense   Dense
