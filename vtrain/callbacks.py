@@ -316,9 +316,7 @@ def seed_states(model):
     >>> [state for path, state in seed_states(model)]
     [[7, 0]]
     """
-    weights = {id(v) for v in model.weights}
-    return [[v.path, np.asarray(v).tolist()] for v in model.variables
-            if id(v) not in weights]
+    return [[v.path, np.asarray(v).tolist()] for v in _seed_variables(model)]
 
 
 def set_seed_states(model, states):
@@ -340,10 +338,14 @@ def set_seed_states(model, states):
             "(the model's SeedGenerators, in order). The backup is of another "
             "model: remove it to start afresh."
         )
-    weights = {id(v) for v in model.weights}
-    variables = [v for v in model.variables if id(v) not in weights]
-    for variable, (_, value) in zip(variables, states):
+    for variable, (_, value) in zip(_seed_variables(model), states):
         variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _seed_variables(model):
+    """The model's `variables` that are not `weights`: its SeedGenerators' states."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def monitored_terms(model, validation=False):
