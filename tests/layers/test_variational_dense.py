@@ -1,8 +1,4 @@
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import keras
@@ -12,6 +8,7 @@ import vtrain
 from vtrain import evaluate
 from tests.layers.contract import check_layer_contract
 from tests.layers.test_variational_embedding import numpy_kl
+from tests.runs import launch
 from vtrain.layers.variational_dense import VariationalDense
 from vtrain.layers.variational_embedding import VariationalEmbedding
 
@@ -174,18 +171,12 @@ def test_unknown_input_dimension_message():
 
 # -- End to end through the launcher ---------------------------------------
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
 def test_config_trains_through_the_launcher_and_reports_kept_weights(tmp_path):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-m", "vtrain.main", "--config=configs/variational_dense.py",
-         "--config.data.max_train_examples=600", "--config.data.max_vocabulary_size=2000",
-         "--config.data.sequence_length=32", "--config.model.embedding_dim=16",
-         "--config.model.hidden_units=32", "--config.train.num_epochs=2",
-         f"--workdir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment)
+    result = launch("--config=configs/variational_dense.py",
+                    "--config.data.max_train_examples=600", "--config.data.max_vocabulary_size=2000",
+                    "--config.data.sequence_length=32", "--config.model.embedding_dim=16",
+                    "--config.model.hidden_units=32", "--config.train.num_epochs=2",
+                    f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert 0.0 <= results["test"]["f1@3"] <= 1.0

@@ -1,8 +1,4 @@
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import keras
@@ -10,6 +6,7 @@ import pytest
 
 from vtrain import metrics, schedules
 from vtrain.models.triplet import TripletRecommender, bpr, triplet_hinge
+from tests.runs import launch
 
 
 def numpy_triplet(anchor, positive, negatives, margin):
@@ -176,14 +173,9 @@ def test_invalid_arguments_messages():
 
 # -- End to end through the launcher ---------------------------------------
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHRUNKEN = ["--config.data.max_train_examples=600", "--config.data.max_vocabulary_size=2000",
             "--config.data.sequence_length=32", "--config.train.num_epochs=2",
             "--config.model.embedding_dim=16", "--config.model.hidden_units=32"]
-def launch(*argv):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "vtrain.main", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=environment)
 
 
 def test_config_trains_through_the_launcher_and_writes_ranking_results(tmp_path):

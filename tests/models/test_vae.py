@@ -1,9 +1,5 @@
 import json
 import math
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import keras
@@ -12,6 +8,7 @@ import tensorflow as tf
 
 from vtrain import schedules
 from vtrain.models.vae import BagOfWordsVAE, evaluate_elbo, gaussian_kl, multinomial_nll
+from tests.runs import launch
 
 
 def numpy_gaussian_kl(mu, log_var):
@@ -185,18 +182,12 @@ def test_invalid_num_reserved_message():
 
 # -- End to end through the launcher ---------------------------------------
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
 def test_config_trains_through_the_launcher_and_writes_elbo_results(tmp_path):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-m", "vtrain.main", "--config=configs/vae.py",
-         "--config.data.max_train_examples=600", "--config.data.sequence_length=32",
-         "--config.model.max_words=500", "--config.model.num_topics=4",
-         "--config.model.hidden_units=16", "--config.model.kl_anneal_epochs=2",
-         "--config.train.num_epochs=2", f"--workdir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment)
+    result = launch("--config=configs/vae.py",
+                    "--config.data.max_train_examples=600", "--config.data.sequence_length=32",
+                    "--config.model.max_words=500", "--config.model.num_topics=4",
+                    "--config.model.hidden_units=16", "--config.model.kl_anneal_epochs=2",
+                    "--config.train.num_epochs=2", f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     test = results["test"]
