@@ -19,9 +19,9 @@ def environment(**extra):
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **extra)
 
 
-def launch(*argv, timeout=300, **extra_env):
-    """Runs `python -m vtrain.main ARGV` to the end; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "vtrain.main", *argv], cwd=ROOT,
+def launch(*argv, timeout=300, cwd=ROOT, **extra_env):
+    """Runs `python -m vtrain.main ARGV` in `cwd` to the end; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "vtrain.main", *argv], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout,
                           env=environment(**extra_env))
 

@@ -2,16 +2,14 @@
 
 import ast
 import importlib.util
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 from absl import flags
 from ml_collections import config_flags
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests import runs
+
+ROOT = runs.ROOT
 CONFIGS = sorted((ROOT / "configs").glob("[!_]*.py"))
 
 
@@ -30,12 +28,6 @@ def load_module(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def launch(*argv, cwd=ROOT):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "vtrain.main", *argv], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, env=environment)
 
 
 def test_there_are_configs():
@@ -80,8 +72,8 @@ def test_overrides_are_typed_and_applied():
 
 def test_mistyped_override_fails_with_a_suggestion(tmp_path):
     # Run outside the repository: the default config is found all the same.
-    result = launch("--config.train.num_epoch=1", f"--workdir={tmp_path / 'run'}",
-                    cwd=tmp_path)
+    result = runs.launch("--config.train.num_epoch=1", f"--workdir={tmp_path / 'run'}",
+                         cwd=tmp_path)
     assert result.returncode == 1
     assert ("Error: unknown config field in --config.train.num_epoch: 'num_epoch'. "
             'Did you mean "num_epochs" instead of "num_epoch"?') in result.stderr
@@ -90,8 +82,8 @@ def test_mistyped_override_fails_with_a_suggestion(tmp_path):
 
 
 def test_mistyped_override_of_an_explicit_config_fails_the_same_way(tmp_path):
-    result = launch("--config=configs/tiny.py", "--config.data.batch_sise=1",
-                    f"--workdir={tmp_path / 'run'}")
+    result = runs.launch("--config=configs/tiny.py", "--config.data.batch_sise=1",
+                         f"--workdir={tmp_path / 'run'}")
     assert result.returncode == 1
     assert 'Did you mean "batch_size" instead of "batch_sise"?' in result.stderr
     assert "Traceback" not in result.stderr
@@ -101,8 +93,8 @@ def test_data_error_reaches_the_launcher_with_file_and_line(tmp_path):
     path = tmp_path / "mine.jsonl"
     path.write_text('{"text": "a web server", "tags": ["web::server"]}\n'
                     '{"text": "an editor", "tags": "editor"\n')
-    result = launch("--config=configs/tiny.py", f"--config.data.path={path}",
-                    f"--workdir={tmp_path / 'run'}")
+    result = runs.launch("--config=configs/tiny.py", f"--config.data.path={path}",
+                         f"--workdir={tmp_path / 'run'}")
     assert result.returncode == 1
     assert f"Error: Invalid data in '{path}' line 2: malformed JSON" in result.stderr
     assert "Traceback" not in result.stderr
