@@ -605,11 +605,7 @@ class ITag(VariationalModel):
             log_probs, ops.maximum(targets, 0)[..., None], axis=-1
         )[..., 0]
         per_example = -ops.sum(ops.where(valid, picked, 0.0), axis=-1)
-        if sample_weight is not None:
-            per_example = per_example * ops.reshape(
-                ops.cast(sample_weight, per_example.dtype), ops.shape(per_example)
-            )
-        return ops.mean(per_example)
+        return _weighted_mean(per_example, sample_weight)
 
     def compute_losses(self, data, training):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -631,11 +627,7 @@ class ITag(VariationalModel):
                 ops.binary_crossentropy(ops.cast(y, "float32"), logits, from_logits=True),
                 axis=-1,
             )
-            if sample_weight is not None:
-                per_example = per_example * ops.reshape(
-                    ops.cast(sample_weight, "float32"), ops.shape(per_example)
-                )
-            terms["presence"] = ops.mean(per_example)
+            terms["presence"] = _weighted_mean(per_example, sample_weight)
         return terms
 
     # ------------------------------------------------------------------
@@ -879,6 +871,15 @@ def rank_tags(sequences, scores, k):
     score_rank = tf.argsort(tf.argsort(-scores, axis=-1, stable=True), axis=-1, stable=True)
     key = tf.where(list_position < length, list_position, length + score_rank)
     return tf.math.top_k(-key, k=k).indices
+
+
+def _weighted_mean(per_example, sample_weight):
+    """Batch mean of `[B]` per-example losses, each scaled by its sample weight."""
+    if sample_weight is not None:
+        per_example = per_example * ops.reshape(
+            ops.cast(sample_weight, per_example.dtype), ops.shape(per_example)
+        )
+    return ops.mean(per_example)
 
 
 def _masked_softmax(scores, mask):
