@@ -458,7 +458,7 @@ def _pruned_model(model, keep_ids):
     config["vocabulary_size"] = len(keep_ids) + FIRST_WORD_ID
     pruned = type(model).from_config(config)
     pruned(np.zeros((1, 1), "int32"))  # builds the weights to copy into
-    old_layer, new_layer = embedding_layer(model), embedding_layer(pruned)
+    old_layer = embedding_layer(model)
     rows = np.concatenate([[PADDING_ID, OOV_ID], keep_ids])
     for old, new in zip(model.weights, pruned.weights):
         value = ops.convert_to_numpy(old)
