@@ -14,7 +14,6 @@ mistaken for anything else in the step. Two structural checks, no timing:
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 import vtrain

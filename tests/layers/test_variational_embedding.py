@@ -1,5 +1,4 @@
 import numpy as np
-import keras
 import pytest
 import tensorflow as tf
 
