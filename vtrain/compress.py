@@ -617,7 +617,9 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3,
         The dict written to `vocabulary.json`.
     """
     layer = embedding_layer(model)
-    dataset = getattr(data, split)
+    # Read the split once: it is evaluated once per ranking and size, then
+    # at the threshold and against the exported model.
+    dataset = [(np.asarray(x), np.asarray(y)) for x, y in getattr(data, split)]
     num_words = data.vocabulary_size - FIRST_WORD_ID
     sizes = curves.log_spaced_sizes(num_words, num=num_sizes)
     rankings = {}
