@@ -1,5 +1,6 @@
 """Helpers for tests that run the launcher as a subprocess and read its files."""
 
+import importlib.util
 import io
 import os
 import pathlib
@@ -17,6 +18,14 @@ TINY = ROOT / "configs" / "tiny.py"
 def environment(**extra):
     """The test process's environment, TensorFlow quiet, plus `extra`."""
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+def load_module(path):
+    """The Python file at `path` (e.g. a config), imported as a module."""
+    spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def launch(*argv, timeout=300, cwd=ROOT, **extra_env):

@@ -12,7 +12,6 @@ import os
 import pytest
 
 from tests import runs
-from tests.test_main import load_module
 from vtrain import train
 from vtrain.data import debtags, pipeline
 from vtrain.data.loaders import DataError
@@ -38,7 +37,7 @@ def good_file(tmp_path):
 
 @pytest.fixture
 def config(good_file):
-    config = load_module(runs.TINY).get_config()
+    config = runs.load_module(runs.TINY).get_config()
     config.data.path = str(good_file)
     config.data.min_tag_train_uses = 1
     config.data.min_word_count = 1

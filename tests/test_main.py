@@ -1,7 +1,6 @@
 """The launcher: configs load locked, overrides are checked, errors reach the user."""
 
 import ast
-import importlib.util
 
 import pytest
 from absl import flags
@@ -23,13 +22,6 @@ def parse(*argv, path=ROOT / "configs" / "default.py"):
     return flag_values.config
 
 
-def load_module(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_there_are_configs():
     assert {"default.py", "tiny.py"} <= {path.name for path in CONFIGS}
 
@@ -44,8 +36,8 @@ def test_config_loads_locked(path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_has_the_fields_train_reads(path):
-    default = load_module(ROOT / "configs" / "default.py").get_config()
-    config = load_module(path).get_config()
+    default = runs.load_module(ROOT / "configs" / "default.py").get_config()
+    config = runs.load_module(path).get_config()
     for section in ("data", "train"):
         assert sorted(config[section]) == sorted(default[section]), section
     assert isinstance(config.seed, int) and config.model.name

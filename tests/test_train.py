@@ -1,6 +1,5 @@
 """train_and_evaluate end to end on the tiny config: results, resume, no retraining."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import runs
 from vtrain import evaluate, train
 from vtrain import io as vtrain_io
 from vtrain.data import loaders, pipeline
@@ -18,10 +18,7 @@ METRICS = [f"{name}@{k}" for k in (1, 3, 5) for name in ("precision", "recall", 
 
 
 def load_config(name):
-    spec = importlib.util.spec_from_file_location(name, CONFIGS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return runs.load_module(CONFIGS / f"{name}.py").get_config()
 
 
 def tiny_config(**overrides):
