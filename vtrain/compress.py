@@ -622,6 +622,8 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3,
     dataset = [(np.asarray(x), np.asarray(y)) for x, y in getattr(data, split)]
     num_words = data.vocabulary_size - FIRST_WORD_ID
     sizes = curves.log_spaced_sizes(num_words, num=num_sizes)
+    if baseline is not None:
+        _check_baseline(baseline, sizes, split, k)  # before any evaluation
     rankings = {}
     if isinstance(layer, VariationalEmbedding):
         rankings["variational"] = variational_ranking(layer)
@@ -639,7 +641,6 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3,
             for method, ranking in rankings.items()}
     reference = full[f"f1@{k}"]
     if baseline is not None:
-        _check_baseline(baseline, sizes, split, k)
         for method in ("frequency", "tfidf"):
             curve_by_method[method] = baseline["curves"][method]
             first[method] = baseline["kept_first"][method]
