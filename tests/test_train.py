@@ -11,7 +11,7 @@ import tensorflow as tf
 from tests import runs
 from vtrain import evaluate, train
 from vtrain import io as vtrain_io
-from vtrain.data import loaders, pipeline
+from vtrain.data import loaders
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 METRICS = [f"{name}@{k}" for k in (1, 3, 5) for name in ("precision", "recall", "f1")]
@@ -126,7 +126,7 @@ def test_tensorboard_logs_every_term_weight_rate_and_sparsity(finished_run):
 def test_best_checkpoint_is_restored_before_testing(finished_run):
     workdir, results = finished_run
     model = keras.saving.load_model(workdir / "checkpoints" / "best.keras")
-    data = _tiny_data()
+    data = train.load_data(tiny_config())  # the run's data, rebuilt from its config
     again = evaluate.ranking_results(model, data.validation)
     assert again == pytest.approx(results["validation"])
 
@@ -258,16 +258,6 @@ def test_evaluation_path_matches_a_hand_computed_example():
         "f1@5": (0.8 / 1.4 + 0.4 / 1.2) / 2,
     }
     assert {name: results[name] for name in expected} == pytest.approx(expected)
-
-
-def _tiny_data():
-    config = tiny_config()
-    return pipeline.load_tag_data(
-        None, sequence_length=config.data.sequence_length,
-        min_word_count=config.data.min_word_count,
-        max_vocabulary_size=config.data.max_vocabulary_size,
-        eval_batch_size=config.data.eval_batch_size,
-        max_train_examples=config.data.max_train_examples)
 
 
 @pytest.mark.slow
