@@ -53,7 +53,6 @@ PADDING_ID = 0
 OOV_ID = 1
 FIRST_WORD_ID = 2
 DROPS = (0.005, 0.01, 0.03)  # F1@3 drops of 0.5, 1 and 3 points
-METHODS = ("variational", "frequency", "tfidf")
 
 
 # --------------------------------------------------------------------------
