@@ -1,6 +1,4 @@
-import importlib.util
 import json
-import pathlib
 import types
 
 import keras
@@ -12,6 +10,7 @@ import vtrain
 from vtrain import train
 from vtrain.layers import VariationalEmbedding
 from vtrain.models import itag
+from tests import runs
 
 VOCABULARY = ["", "[UNK]", "a", "tool", "python", "x11", "c", "program", "reader", "web"]
 TAGS = [
@@ -363,11 +362,7 @@ def test_build_from_launcher_data():
 
 
 def itag_config():
-    path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "itag.py"
-    spec = importlib.util.spec_from_file_location("itag_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return runs.load_module(runs.ROOT / "configs" / "itag.py").get_config()
 
 
 def test_build_reads_every_model_field_of_the_itag_config():
