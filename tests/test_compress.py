@@ -139,7 +139,7 @@ def test_mask_embedding_refuses_special_out_of_range_or_repeated_ids(bad):
 # -------------------------------------------------------------- sweep
 
 
-def test_sweep_at_full_size_equals_the_unmasked_model():
+def test_sweep_at_full_size_equals_the_model_with_every_word_kept():
     from vtrain import evaluate
 
     model = _model()
@@ -149,13 +149,13 @@ def test_sweep_at_full_size_equals_the_unmasked_model():
     dataset = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(4)
     ranking = compress.frequency_ranking(VOCABULARY)
     curve = compress.sweep(model, dataset, ranking, sizes=[1, 3, 8])
-    full = evaluate.ranking_results(model, dataset, ks=(1, 3))
-    # The full size keeps every word; only [UNK] is zeroed.
+    # The full size keeps every word; only [UNK] is zeroed (TEXTS have
+    # out-of-vocabulary words, so the reference is masked too).
     with compress.mask_embedding(model, ranking):
         assert curve["f1_at_3"][-1] == evaluate.ranking_results(
             model, dataset, ks=(1, 3))["f1@3"]
     assert set(curve) == {"sizes", "f1_at_3", "precision_at_1"}
-    assert len(curve["f1_at_3"]) == 3 and 0 <= full["f1@3"] <= 1
+    assert len(curve["f1_at_3"]) == 3
     with pytest.raises(ValueError, match=r"expected sizes in \[1, 8\]"):
         compress.sweep(model, dataset, ranking, sizes=[9])
 
