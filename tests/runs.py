@@ -2,10 +2,13 @@
 
 import importlib.util
 import io
+import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+import time
 import zipfile
 
 import h5py
@@ -13,6 +16,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.py"
+CLUSTER_TIMEOUT = 300  # seconds for two workers together (~30 s on 2 idle cores)
 
 
 def environment(**extra):
@@ -50,3 +54,64 @@ def files_under(directory):
     """Every file path under `directory`, relative to it, sorted."""
     directory = pathlib.Path(directory)
     return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+def free_ports(count):
+    """Ports free on 127.0.0.1 now (held open together, so all distinct)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
+    """Runs `command(i)` (an argv list) as worker i of a loopback cluster, to the end.
+
+    Worker i gets `TF_CONFIG` for task i; its output goes to
+    `directory/worker{i}.log`. Workers still running after `timeout` seconds
+    (or when anything fails) are killed and reaped; any worker that did not
+    exit with 0 fails the test with the end of its log.
+    """
+    ports = free_ports(count)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers, logs = [], []
+    try:
+        for index in range(count):
+            logs.append(open(directory / f"worker{index}.log", "w"))
+            tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
+                   "TF_CONFIG": json.dumps(tf_config)}
+            workers.append(
+                subprocess.Popen(command(index), cwd=ROOT, env=env, stdout=logs[-1],
+                                 stderr=subprocess.STDOUT)
+            )
+        deadline = time.monotonic() + timeout
+        # Stop at the first failure: its peer would wait in a collective
+        # until the deadline.
+        while time.monotonic() < deadline:
+            codes = [worker.poll() for worker in workers]
+            if None not in codes or any(code not in (None, 0) for code in codes):
+                break
+            time.sleep(0.2)
+    finally:
+        killed = [i for i, worker in enumerate(workers) if worker.poll() is None]
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait()
+        for log in logs:
+            log.close()
+    for index, worker in enumerate(workers):
+        text = (directory / f"worker{index}.log").read_text()[-4000:]
+        state = (
+            "was killed (running at the deadline, or after a peer failed)"
+            if index in killed
+            else f"exited with {worker.returncode}"
+        )
+        assert worker.returncode == 0, f"worker {index} {state}:\n{text}"

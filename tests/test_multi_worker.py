@@ -8,8 +8,6 @@ addresses are used. Plain Keras 3.15 `fit` fails under multi-worker
 """
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,7 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.test_distribute import REPO, compare, train
+from tests import runs
+from tests.test_distribute import compare, train
 from vtrain import distribute
 
 TIMEOUT = 300  # seconds for both workers together (~30 s on 2 idle cores)
@@ -43,20 +42,6 @@ _WORKER_SCRIPT = textwrap.dedent(
 )
 
 
-def _free_ports(count):
-    """Ports free on 127.0.0.1 now (held open together, so all distinct)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def run_workers(directory, script, count=2, timeout=TIMEOUT):
     """Runs `script` in `count` worker processes; returns their JSON outputs.
 
@@ -64,56 +49,9 @@ def run_workers(directory, script, count=2, timeout=TIMEOUT):
     `run_cluster` for the rest).
     """
     outputs = [directory / f"worker{index}.json" for index in range(count)]
-    run_cluster(directory, lambda index: [sys.executable, "-c", script, str(outputs[index])],
+    runs.run_cluster(directory, lambda index: [sys.executable, "-c", script, str(outputs[index])],
                 count=count, timeout=timeout)
     return [json.loads(path.read_text()) for path in outputs]
-
-
-def run_cluster(directory, command, count=2, timeout=TIMEOUT):
-    """Runs `command(i)` (an argv list) as worker i of a loopback cluster, to the end.
-
-    Worker i gets `TF_CONFIG` for task i; its output goes to
-    `directory/worker{i}.log`. Workers still running after `timeout` seconds
-    (or when anything fails) are killed and reaped; any worker that did not
-    exit with 0 fails the test with the end of its log.
-    """
-    ports = _free_ports(count)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers, logs = [], []
-    try:
-        for index in range(count):
-            logs.append(open(directory / f"worker{index}.log", "w"))
-            tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3",
-                   "TF_CONFIG": json.dumps(tf_config)}
-            workers.append(
-                subprocess.Popen(command(index), cwd=REPO, env=env, stdout=logs[-1],
-                                 stderr=subprocess.STDOUT)
-            )
-        deadline = time.monotonic() + timeout
-        # Stop at the first failure: its peer would wait in a collective
-        # until the deadline.
-        while time.monotonic() < deadline:
-            codes = [worker.poll() for worker in workers]
-            if None not in codes or any(code not in (None, 0) for code in codes):
-                break
-            time.sleep(0.2)
-    finally:
-        killed = [i for i, worker in enumerate(workers) if worker.poll() is None]
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-            worker.wait()
-        for log in logs:
-            log.close()
-    for index, worker in enumerate(workers):
-        text = (directory / f"worker{index}.log").read_text()[-4000:]
-        state = (
-            "was killed (running at the deadline, or after a peer failed)"
-            if index in killed
-            else f"exited with {worker.returncode}"
-        )
-        assert worker.returncode == 0, f"worker {index} {state}:\n{text}"
 
 
 @pytest.fixture(scope="module")
@@ -163,5 +101,5 @@ def test_workers_are_killed_and_reaped(tmp_path, monkeypatch, script, timeout):
 
 
 def test_free_ports_are_distinct_loopback_ports():
-    ports = _free_ports(3)
+    ports = runs.free_ports(3)
     assert len(set(ports)) == 3 and all(1024 <= p < 65536 for p in ports)

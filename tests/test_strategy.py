@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from tests import runs
-from tests.test_multi_worker import run_cluster
 from vtrain import train
 
 
@@ -82,7 +81,7 @@ def test_mirrored_run_equals_the_single_device_run(tmp_path, single_device_run):
 @pytest.mark.slow
 def test_two_worker_launch_equals_the_single_device_run(tmp_path, single_device_run):
     workdir = tmp_path / "run"
-    run_cluster(tmp_path, lambda index: [
+    runs.run_cluster(tmp_path, lambda index: [
         sys.executable, "-m", "vtrain.main", f"--config={runs.TINY}",
         "--config.strategy=multi_worker", *NOISE_FREE, f"--workdir={workdir}"])
     # The chief (worker 0) owns the workdir; worker 1 writes its own folder.
