@@ -158,37 +158,6 @@ def unique_rows_per_batch(args, vocab, n_batches=8, seed=0):
 
 
 @keras.saving.register_keras_serializable(package="vtrain_benchmarks")
-class GatherEmbedding(keras.layers.Layer):
-    """A plain embedding by `tf.gather`: sparse gradient, no noise, no KL.
-
-    `keras.layers.Embedding` uses `ops.take`, whose gradient is dense on the
-    TF backend; this is the sparse-gradient baseline.
-    """
-
-    def __init__(self, input_dim, output_dim, **kwargs):
-        super().__init__(**kwargs)
-        self.input_dim, self.output_dim = input_dim, output_dim
-
-    def build(self, input_shape=None):
-        self.embeddings = self.add_weight(
-            shape=(self.input_dim, self.output_dim), initializer="uniform",
-            name="embeddings", autocast=False,
-        )
-
-    def call(self, ids):
-        # `.value` is the tf.Variable: a ResourceGather of the rows, not a
-        # read of the whole table.
-        rows = tf.gather(self.embeddings.value, ops.cast(ids, "int32"))
-        return ops.cast(rows, self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape, self.output_dim)
-
-    def get_config(self):
-        return {**super().get_config(), "input_dim": self.input_dim,
-                "output_dim": self.output_dim}
-
-
 def mean_pooled(embedding, tokens, classes):
     """`(inputs, logits)`: ids -> embedding -> mean over tokens -> Dense."""
     ids = keras.Input((tokens,), dtype="int32", name="ids")
@@ -230,7 +199,7 @@ def vtrain_variational(vocab, args, examples=100_000):
 def vtrain_gather(vocab, args):
     """`VariationalModel` with a plain `GatherEmbedding` (its KL is 0)."""
     ids, logits = mean_pooled(
-        GatherEmbedding(vocab, args.dim), args.tokens, args.classes
+        vtrain.layers.GatherEmbedding(vocab, args.dim), args.tokens, args.classes
     )
     model = vtrain.VariationalModel(ids, logits, weight_decay=1e-5)
     model.compile(

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
+from vtrain import _keras_compat
 from vtrain.layers.base import LOG_ALPHA_MAX, LOG_ALPHA_MIN, kl_log_uniform
 from vtrain.layers.variational_embedding import clipped_kl_sum
 from vtrain.optimizers import LazyAdam
@@ -45,7 +46,8 @@ def build(vocab, batch_ids, seed=0):
     optimizer = LazyAdam(common.LEARNING_RATE)
     optimizer.build([log_alpha])
     var = log_alpha.value
-    m, v = optimizer._momentums[0].value, optimizer._velocities[0].value
+    momentums, velocities = _keras_compat.adam_slots(optimizer)
+    m, v = momentums[0].value, velocities[0].value
     ids = tf.constant(rng.integers(0, vocab, batch_ids).astype("int32"))
     data_grad = tf.IndexedSlices(
         tf.fill([batch_ids, 1], 1e-4), ids, tf.constant([vocab, 1])

@@ -54,7 +54,7 @@ def optimizer(name):
 
 def build(kind, args, weights=None):
     ids, logits = common.mean_pooled(
-        common.GatherEmbedding(args.vocab, args.dim), args.tokens, args.classes
+        vtrain.layers.GatherEmbedding(args.vocab, args.dim), args.tokens, args.classes
     )
     if kind == "vtrain":
         model = CrossEntropyModel(ids, logits)

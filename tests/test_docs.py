@@ -19,7 +19,7 @@ KERAS2_ONLY = "# Keras 2 / tf.keras only."
 MODULES = sorted(
     info.name
     for info in pkgutil.walk_packages(vtrain.__path__, prefix="vtrain.")
-    if info.name not in ("vtrain.main",)  # defines absl flags at import
+    if info.name not in ("vtrain.main", "vtrain.tagging.main")  # define absl flags at import
 )
 
 

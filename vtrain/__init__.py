@@ -8,7 +8,7 @@ try:
     import tensorflow as _tf  # noqa: F401
 except ImportError as _error:
     raise ImportError(
-        "vtrain needs TensorFlow 2.16+, which is not installed. Install vtrain "
+        "vtrain needs TensorFlow 2.21, which is not installed. Install vtrain "
         "with one of its extras: pip install 'vtrain[cpu]' (or '[gpu]')."
     ) from _error
 
@@ -20,8 +20,20 @@ if _keras.backend.backend() != "tensorflow":
         f"{_keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow."
     )
 
-from vtrain import callbacks, curves, distribute, io, layers, metrics, optimizers, schedules
-from vtrain.model import Model
-from vtrain.variational import VariationalModel
+from vtrain import _keras_compat  # noqa: E402
+
+_keras_compat.check_versions()
+
+from vtrain import (  # noqa: E402
+    callbacks,
+    distribute,
+    io,
+    layers,
+    optimizers,
+    schedules,
+    vocabulary,
+)
+from vtrain.model import Model  # noqa: E402
+from vtrain.variational import VariationalModel  # noqa: E402
 
 __version__ = "0.1.0"

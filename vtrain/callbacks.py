@@ -8,8 +8,8 @@ import warnings
 import keras
 import numpy as np
 from keras import ops
-from keras.src.utils import io_utils
 
+from vtrain import _keras_compat
 from vtrain import io as vtrain_io
 
 
@@ -186,7 +186,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         else:
             vtrain_io.save_model(self.model, filepath)
         if self.verbose > 0:
-            io_utils.print_msg(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+            _keras_compat.print_msg(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -248,7 +248,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
         set_seed_states(self.model, metadata.get("seed_states", []))
-        self.model._initial_epoch = metadata["epoch"]
+        _keras_compat.set_initial_epoch(self.model, metadata["epoch"])
 
     def _read_metadata(self):
         if not os.path.exists(self._training_metadata_path):

@@ -6,12 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-# Private Keras modules, for the functional form only (_functional_variant).
-from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
-from keras.src.models.functional import Functional
-from keras.src.saving import object_registration
-
-from vtrain import schedules
+from vtrain import _keras_compat, schedules
 from vtrain.callbacks import EpochScheduler
 from vtrain.optimizers import SparseLossScaleOptimizer
 
@@ -82,15 +77,15 @@ class Model(keras.Model):
     """
 
     def __new__(cls, *args, **kwargs):
-        if _functional_arguments(args, kwargs) and not issubclass(cls, Functional):
+        if _functional_arguments(args, kwargs) and not issubclass(cls, _keras_compat.Functional):
             cls = _functional_variant(cls)
         return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *args, loss_weights=None, learning_rate=None, **kwargs):
-        if isinstance(self, Functional):
-            # What keras.Model.__init__ does before Functional.__init__, minus
+        if isinstance(self, _keras_compat.Functional):
+            # What keras.Model.__init__ does before _keras_compat.Functional.__init__, minus
             # its class-hierarchy rewrite (see _functional_variant).
-            TensorFlowTrainer.__init__(self)
+            _keras_compat.TensorFlowTrainer.__init__(self)
         super().__init__(*args, **kwargs)
         loss_weights = dict(loss_weights or {})
         for term in loss_weights:
@@ -327,7 +322,7 @@ class Model(keras.Model):
             _without_missing(data_batch),
         )
         try:
-            terms = keras.src.backend.compute_output_spec(
+            terms = _keras_compat.compute_output_spec(
                 lambda data: self.compute_losses(data, training=True), symbolic
             )
         except Exception:  # noqa: BLE001
@@ -414,9 +409,7 @@ class Model(keras.Model):
             self._tracker_for(name).update_state(value, sample_weight=batch_size)
         logs = self.get_metrics_result()
         strategy = tf.distribute.get_strategy()
-        if isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ) and strategy.extended._in_multi_worker_mode():
+        if _keras_compat.in_multi_worker_mode(strategy):
             # Keras 3.15 reduces the step's logs across workers with
             # strategy.reduce(..., axis=0), which fails on scalars. Epoch
             # logs are read from the trackers, so they stay exact.
@@ -462,21 +455,21 @@ _FUNCTIONAL_VARIANTS = {}
 
 
 def _functional_variant(cls):
-    """`cls` with `Functional` in its bases, as a new class.
+    """`cls` with `_keras_compat.Functional` in its bases, as a new class.
 
     Called functionally, `keras.Model.__init__` rewrites `__bases__` of the
     model's class and of every parent in place, so after one
     `VariationalModel(inputs, outputs)` every later subclassed vtrain model
-    in the process would be Functional (and fail). A separate subclass keeps
+    in the process would be _keras_compat.Functional (and fail). A separate subclass keeps
     the user's classes intact; it saves and loads under `cls`'s name.
     """
     if cls not in _FUNCTIONAL_VARIANTS:
         variant = type(
             cls.__name__,
-            (cls, Functional),
+            (cls, _keras_compat.Functional),
             {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
         )
-        object_registration.GLOBAL_CUSTOM_NAMES[variant] = (
+        _keras_compat.GLOBAL_CUSTOM_NAMES[variant] = (
             keras.saving.get_registered_name(cls)
         )
         _FUNCTIONAL_VARIANTS[cls] = variant

@@ -5,6 +5,7 @@ import logging
 import keras
 from keras import ops
 
+from vtrain import _keras_compat
 from vtrain.distribute import example_mean
 from vtrain.layers.base import VariationalLayer
 from vtrain.model import Model
@@ -131,7 +132,7 @@ class VariationalModel(Model):
         """
         return [
             layer
-            for layer in self._flatten_layers(include_self=False, recursive=True)
+            for layer in _keras_compat.all_layers(self)
             if isinstance(layer, VariationalLayer)
         ]
 

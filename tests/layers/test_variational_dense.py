@@ -5,7 +5,7 @@ import keras
 import pytest
 
 import vtrain
-from vtrain import evaluate
+from vtrain.tagging import evaluate
 from tests.layers.contract import check_layer_contract
 from tests.layers.test_variational_embedding import numpy_kl
 from tests.runs import launch
@@ -181,7 +181,7 @@ def test_config_trains_through_the_launcher_and_reports_kept_weights(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert 0.0 <= results["test"]["f1@3"] <= 1.0
     # The hidden kernel: 16 pooled features x 32 units (reported once
-    # vtrain.evaluate has weight_stats, issue 6 report).
+    # vtrain.tagging.evaluate has weight_stats, issue 6 report).
     if hasattr(evaluate, "weight_stats"):
         assert results["variational_weights"] == 16 * 32
         assert 0 <= results["kept_weights"] <= 16 * 32

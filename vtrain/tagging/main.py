@@ -1,0 +1,136 @@
+"""Train and evaluate a tag recommender from a config file.
+
+    python -m vtrain.main                                   # configs/default.py
+    python -m vtrain.main --config=configs/tiny.py --workdir=runs/tiny
+    python -m vtrain.main --config.train.num_epochs=5       # override a field
+    python -m vtrain.main --config=configs/triplet.py --baseline=configs/default.py
+        # also trains the baseline into WORKDIR/baseline; prints both side by side
+    python -m vtrain.main --config.strategy=mirrored    # 2 replicas (CPU split in 2)
+    python -m vtrain.main --deterministic               # bit-identical re-runs
+
+With no --workdir the run goes to a new folder runs/YYYYmmdd-HHMMSS under the
+current directory. Re-running into a workdir resumes it (see vtrain.tagging.train).
+"""
+
+import datetime
+import os
+import sys
+
+import tensorflow as tf
+from absl import app, flags
+from ml_collections import config_flags
+
+from vtrain.tagging import configs, train
+from vtrain.callbacks import NonFiniteLossError
+from vtrain.tagging.data.loaders import DataError
+
+
+
+def _unknown_field(error):
+    """A short message for ml_collections' AttributeError(KeyError(message))."""
+    cause = error.args[0] if error.args else error
+    message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
+    overrides = [arg.split("=")[0] for arg in sys.argv
+                 if arg.startswith(("--config.", "--baseline."))]
+    message = str(message).replace("\n", ". ")
+    return (f"Error: unknown config field in {' or '.join(overrides) or 'an override'}: "
+            f"{message} Configs are locked: an override cannot add a field; "
+            "fix its name.")
+
+
+try:
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config",
+        configs.path("default"),
+        "Config file (a Python file with get_config()); override its fields with "
+        "--config.section.field=value.",
+        lock_config=True,
+    )
+except AttributeError as _error:
+    # Without --config the default is loaded here, overrides included.
+    sys.exit(_unknown_field(_error))
+
+_BASELINE = config_flags.DEFINE_config_file(
+    "baseline", None,
+    "Optional config of a baseline, trained into WORKDIR/baseline on the same test "
+    "split; both runs' test metrics are printed side by side and written to "
+    "WORKDIR/comparison.json. Override its fields with --baseline.section.field=value.",
+    lock_config=True,
+)
+
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None,
+    "Folder for checkpoints, TensorBoard logs and results.json; default: a new "
+    "runs/<timestamp> folder. An existing workdir is resumed.",
+)
+
+
+_DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", False,
+    "Turn on TensorFlow's op determinism (tf.config.experimental."
+    "enable_op_determinism): the same config gives bit-identical weights, also "
+    "across a kill and resume; some ops get slower.",
+)
+
+
+def parse_flags(argv):
+    """absl's flag parsing, with a short message for a config field that does not exist."""
+    try:
+        return flags.FLAGS(argv)
+    except AttributeError as error:
+        sys.exit(_unknown_field(error))
+    except flags.IllegalFlagValueError as error:
+        sys.exit(_bad_value(error, argv))
+    except flags.Error as error:  # absl's own message
+        sys.exit(f"FATAL Flags parsing error: {error}\n"
+                 "Pass --helpshort or --helpfull to see help on flags.")
+
+
+def _bad_value(error, argv):
+    """received / expected / fix for an override of the wrong type (e.g. `epochs=three`)."""
+    flag = next((arg for arg in reversed(argv) if arg.startswith("--") and "=" in arg
+                 and arg.split("=")[0] in str(error)), None)
+    if flag is None:
+        return f"Error: {error}"
+    name, value = flag[2:].split("=", 1)
+    default = flags.FLAGS[name.split(".")[0]].value
+    for key in name.split(".")[1:]:
+        default = getattr(default, key, None)
+    reason = str(error).split(": ", 1)[-1]
+    return (f"Error: invalid value for --{name}: received {value!r} ({reason}). "
+            f"Expected {type(default).__name__}, the type of the field (the config "
+            f"file sets {default!r}). Fix the value, e.g. --{name}={default}.")
+
+
+def _new_workdir():
+    """runs/<timestamp>, with -2, -3, ... if a run started in the same second."""
+    base = os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    workdir, number = base, 1
+    while os.path.exists(workdir):
+        number += 1
+        workdir = f"{base}-{number}"
+    return workdir
+
+
+def main(argv):
+    """Runs `train.train_and_evaluate(--config, --workdir)` (or `train_and_compare`).
+
+    A config error, a malformed data file or a non-finite loss exits 1 with
+    its message (no traceback).
+    """
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    workdir = _WORKDIR.value or _new_workdir()
+    if _DETERMINISTIC.value:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        if _BASELINE.value is None:
+            train.train_and_evaluate(_CONFIG.value, workdir)
+        else:
+            train.train_and_compare(_CONFIG.value, _BASELINE.value, workdir)
+    except (train.ConfigError, DataError, NonFiniteLossError) as error:
+        sys.exit(f"Error: {error}")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

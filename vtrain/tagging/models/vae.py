@@ -1,0 +1,360 @@
+"""A neural topic model: a VAE over the bag-of-words of each description.
+
+NVDM-style (Miao et al. 2016, "Neural Variational Inference for Text
+Processing"): an MLP encoder maps a document's word counts to a diagonal
+Gaussian `q(z | d) = N(mu, diag(exp(log_var)))`, a reparameterised sample
+`z = mu + exp(log_var / 2) * eps` goes through a linear decoder, and a softmax
+over the vocabulary gives the word distribution. Two terms:
+
+- `reconstruction`: `-sum_w n_w log p(w | z)` per document (the multinomial
+  log-likelihood without its count-only coefficient, the usual convention),
+  averaged over the batch;
+- `kl`: `KL(q(z | d) || N(0, I))` in closed form, averaged over the batch.
+
+Their sum is the negative ELBO per document; KL annealing multiplies `kl` by
+a schedule (`loss_weights={"kl": vtrain.schedules.cyclical(...)}`), which
+trains a lower bound of something else, so `evaluate_elbo` always reports
+the true ELBO (weight 1) and the perplexity.
+
+Example:
+>>> import numpy as np, vtrain
+>>> model = BagOfWordsVAE(vocabulary_size=30, num_topics=4, hidden_units=16,
+...                       loss_weights={"kl": vtrain.schedules.linear_warmup(1.0, 2)})
+>>> model.compile(optimizer="adam")
+>>> ids = np.random.default_rng(0).integers(0, 30, (32, 10)).astype("int32")
+>>> history = model.fit(ids, epochs=2, verbose=0).history
+>>> sorted(history), history["kl_weight"]
+(['kl', 'kl_weight', 'learning_rate', 'loss', 'reconstruction'], [0.0, 0.5])
+>>> sorted(evaluate_elbo(model, ids))
+['documents', 'elbo_per_document', 'kl', 'perplexity', 'reconstruction', 'words_per_document']
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from vtrain import schedules
+from vtrain.model import Model
+
+# Logit of a reserved id (padding, out-of-vocabulary): it is never a word of
+# the document, so the decoder's softmax runs over the real words only.
+_NEVER = -1e9
+
+
+def gaussian_kl(mu, log_var):
+    """`KL(N(mu, diag(exp(log_var))) || N(0, I))` per example, shape `[B]`.
+
+    Example:
+    >>> import numpy as np
+    >>> [float(v) for v in gaussian_kl(np.zeros((2, 3)), np.zeros((2, 3)))]
+    [0.0, 0.0]
+    """
+    mu, log_var = ops.cast(mu, "float32"), ops.cast(log_var, "float32")
+    return 0.5 * ops.sum(ops.square(mu) + ops.exp(log_var) - 1.0 - log_var, axis=-1)
+
+
+def multinomial_nll(counts, logits):
+    """`-sum_w counts_w * log_softmax(logits)_w` per example, shape `[B]`.
+
+    Example:
+    >>> import numpy as np
+    >>> round(float(multinomial_nll(np.array([[2.0, 0.0]]), np.zeros((1, 2)))[0]), 4)
+    1.3863
+    """
+    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    return -ops.sum(ops.cast(counts, "float32") * log_probs, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="vtrain")
+class BagOfWordsVAE(Model):
+    """VAE over word counts; terms `reconstruction` and `kl`.
+
+    Batches are `token_ids` `[B, L]` (padding 0) or `(token_ids, anything)`:
+    the tags of the tag datasets are ignored, so the launcher's batches work
+    as they are. Ids below `num_reserved` (TextVectorization's padding 0 and
+    `[UNK]` 1) are not words: they are neither counted nor predicted; nor
+    are ids `>= vocabulary_size`, so a `vocabulary_size` smaller than the
+    vectorizer's keeps its most frequent words (TextVectorization numbers
+    words by decreasing frequency). The counts are those of the (possibly
+    truncated) id sequence.
+
+    Args:
+        vocabulary_size: number of ids V modelled (the words are
+            `num_reserved .. V - 1`).
+        num_topics: size of the latent code z.
+        hidden_units: width of the two encoder layers.
+        num_reserved: ids `0 .. num_reserved - 1` are not words.
+        seed: seed of the reparameterisation noise.
+        **kwargs: `loss_weights` (e.g. `{"kl": schedule}`), `learning_rate`,
+            and `keras.Model` arguments.
+
+    Example:
+    >>> import numpy as np
+    >>> model = BagOfWordsVAE(vocabulary_size=20, num_topics=3, hidden_units=8)
+    >>> ids = np.array([[2, 5, 5, 0], [7, 1, 3, 3]])
+    >>> sorted(model.compute_losses(ids, training=True)), tuple(model(ids).shape)
+    (['kl', 'reconstruction'], (2, 3))
+    """
+
+    def __init__(
+        self, vocabulary_size, num_topics=50, hidden_units=256, num_reserved=2,
+        seed=None, **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0 <= num_reserved < vocabulary_size:
+            raise ValueError(
+                f"BagOfWordsVAE received num_reserved={num_reserved!r} with "
+                f"vocabulary_size={vocabulary_size!r}; expected 0 <= "
+                "num_reserved < vocabulary_size (2 for TextVectorization's "
+                "padding and [UNK])."
+            )
+        self.vocabulary_size = vocabulary_size
+        self.num_topics = num_topics
+        self.hidden_units = hidden_units
+        self.num_reserved = num_reserved
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.encoder = keras.Sequential(
+            [
+                keras.layers.Dense(hidden_units, activation="softplus"),
+                keras.layers.Dense(hidden_units, activation="softplus"),
+            ],
+            name="encoder",
+        )
+        self.mu = keras.layers.Dense(num_topics, name="mu")
+        # Zero-initialised: q starts as N(mu, I), a KL-neutral variance.
+        self.log_var = keras.layers.Dense(
+            num_topics, kernel_initializer="zeros", name="log_var"
+        )
+        self.decoder = keras.layers.Dense(vocabulary_size, name="decoder")
+        self.encoder.build((None, vocabulary_size))
+        self.mu.build((None, hidden_units))
+        self.log_var.build((None, hidden_units))
+        self.decoder.build((None, num_topics))
+        reserved = np.zeros(vocabulary_size, "float32")
+        reserved[:num_reserved] = _NEVER
+        self._reserved_logits = reserved
+        self.built = True
+
+    def bag_of_words(self, token_ids):
+        """`[B, L]` ids -> `[B, V]` float32 word counts (reserved ids: 0).
+
+        Example:
+        >>> model = BagOfWordsVAE(vocabulary_size=5, num_topics=2, hidden_units=4)
+        >>> model.bag_of_words([[0, 2, 4, 2, 1]]).numpy().tolist()
+        [[0.0, 0.0, 2.0, 0.0, 1.0]]
+        """
+        ids = tf.cast(token_ids, tf.int32)
+        counts = tf.math.bincount(
+            ids, minlength=self.vocabulary_size, maxlength=self.vocabulary_size,
+            dtype=tf.float32, axis=-1,
+        )
+        return counts * ops.cast(ops.equal(self._reserved_logits, 0.0), "float32")
+
+    def encode(self, counts, training=False):
+        """Counts -> `(mu, log_var)` of q(z | d), each `[B, num_topics]`.
+
+        Example:
+        >>> model = BagOfWordsVAE(vocabulary_size=6, num_topics=2, hidden_units=4)
+        >>> [tuple(t.shape) for t in model.encode(model.bag_of_words([[2, 3]]))]
+        [(1, 2), (1, 2)]
+        """
+        # log1p: long documents would otherwise saturate the first layer.
+        hidden = self.encoder(ops.log1p(counts), training=training)
+        return self.mu(hidden), self.log_var(hidden)
+
+    def decode(self, z):
+        """Latent codes `[B, K]` -> word logits `[B, V]` (reserved ids masked).
+
+        Example:
+        >>> import numpy as np
+        >>> model = BagOfWordsVAE(vocabulary_size=4, num_topics=2, hidden_units=4)
+        >>> [bool(v < -1e8) for v in model.decode(np.zeros((1, 2)))[0]]
+        [True, True, False, False]
+        """
+        return self.decoder(z) + self._reserved_logits
+
+    def forward(self, token_ids, training=False):
+        """Every intermediate of one pass: counts, mu, log_var, z, logits.
+
+        Example:
+        >>> model = BagOfWordsVAE(vocabulary_size=6, num_topics=2, hidden_units=4)
+        >>> sorted(model.forward([[2, 3, 0]]))
+        ['counts', 'log_var', 'logits', 'mu', 'z']
+        """
+        counts = self.bag_of_words(token_ids)
+        mu, log_var = self.encode(counts, training=training)
+        # Sampled at evaluation too: the ELBO is an expectation under q, and
+        # a one-sample estimate of it is unbiased (z = mu would not be).
+        noise = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+        z = mu + ops.exp(0.5 * log_var) * noise
+        return {"counts": counts, "mu": mu, "log_var": log_var, "z": z,
+                "logits": self.decode(z)}
+
+    def call(self, token_ids, training=False):
+        """The document's topic code: `mu` of q(z | d), `[B, num_topics]`."""
+        return self.encode(self.bag_of_words(token_ids), training=training)[0]
+
+    def compute_losses(self, data, training):
+        token_ids = data[0] if isinstance(data, (tuple, list)) else data
+        out = self.forward(token_ids, training=training)
+        return {
+            "reconstruction": ops.mean(multinomial_nll(out["counts"], out["logits"])),
+            "kl": ops.mean(gaussian_kl(out["mu"], out["log_var"])),
+        }
+
+    def evaluate_split(self, dataset, progress=False):
+        """`evaluate_elbo` on a dataset: the launcher's test / validation figures."""
+        return evaluate_elbo(self, dataset, progress=progress)
+
+    def validation_callback(self, dataset):
+        """The launcher's validation metric: `ElboValidation` on `dataset`."""
+        return ElboValidation(dataset)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocabulary_size=self.vocabulary_size,
+            num_topics=self.num_topics,
+            hidden_units=self.hidden_units,
+            num_reserved=self.num_reserved,
+            seed=self.seed,
+        )
+        return config
+
+
+def evaluate_elbo(model, data, batch_size=256, progress=False):
+    """The ELBO per document and the perplexity of `model` on `data`.
+
+    `data` is a `tf.data.Dataset` of `token_ids` or `(token_ids, ...)`
+    batches, or an array of ids. The KL counts with weight 1 whatever the
+    annealing schedule, so the figure is a true bound.
+
+    Returns a dict: `elbo_per_document` (mean over documents, in nats),
+    `perplexity = exp(-sum_d ELBO_d / sum_d N_d)` (N_d: the document's
+    counted words; a bound: the true perplexity is lower), the mean
+    `reconstruction` and `kl` per document, `words_per_document`, and the
+    number of `documents`. `progress` shows a bar, one step per batch.
+
+    Example:
+    >>> model = BagOfWordsVAE(vocabulary_size=10, num_topics=2, hidden_units=4)
+    >>> result = evaluate_elbo(model, [[2, 3, 3, 0]])
+    >>> result["documents"], result["words_per_document"]
+    (1, 3.0)
+    """
+    if not isinstance(data, tf.data.Dataset):
+        data = tf.data.Dataset.from_tensor_slices(np.asarray(data)).batch(batch_size)
+    sums = {"reconstruction": 0.0, "kl": 0.0, "words": 0.0}
+    documents = 0
+    total = int(data.cardinality())
+    bar = keras.utils.Progbar(total if total > 0 else None, unit_name="batch") if progress else None
+    for step, batch in enumerate(data, start=1):
+        token_ids = batch[0] if isinstance(batch, (tuple, list)) else batch
+        out = model.forward(token_ids, training=False)
+        sums["reconstruction"] += float(ops.sum(multinomial_nll(out["counts"], out["logits"])))
+        sums["kl"] += float(ops.sum(gaussian_kl(out["mu"], out["log_var"])))
+        sums["words"] += float(ops.sum(out["counts"]))
+        documents += int(ops.shape(token_ids)[0])
+        if bar is not None:
+            bar.update(step)
+    if documents == 0 or sums["words"] == 0:
+        raise ValueError(
+            f"evaluate_elbo received {documents} documents with "
+            f"{sums['words']:.0f} words; expected at least one word (ids >= "
+            "num_reserved). Check that the data holds token ids."
+        )
+    negative_elbo = sums["reconstruction"] + sums["kl"]
+    return {
+        "elbo_per_document": -negative_elbo / documents,
+        "perplexity": math.exp(negative_elbo / sums["words"]),
+        "reconstruction": sums["reconstruction"] / documents,
+        "kl": sums["kl"] / documents,
+        "words_per_document": sums["words"] / documents,
+        "documents": documents,
+    }
+
+
+KL_SCHEDULES = ("cyclical", "linear_warmup")
+
+
+def build(model_config, data, weight_decay=None, learning_rate=None):
+    """An uncompiled `BagOfWordsVAE` for `data`, from a config's `model` section.
+
+    The launcher's entry point (`vtrain.tagging.models.build_model`). Options:
+    `num_topics`, `hidden_units`, `max_words` (model the `max_words` most
+    frequent ids, reserved ones included; 0 = the whole vocabulary), and the
+    KL weight schedule: `kl_schedule` (`"cyclical"` or `"linear_warmup"`),
+    `kl_anneal_epochs` (cyclical: the epochs the cycles span; warm-up: its
+    length), `kl_cycles`, `kl_ratio` (cyclical: the rising fraction of a
+    cycle). The KL weight rises from 0 to 1 (the ELBO). `weight_decay` (the
+    launcher's KL weight for variational layers, scaled by 1 / num_train) is
+    accepted and unused: this KL is per document, its ELBO weight is 1.
+
+    Example:
+    >>> import types
+    >>> data = types.SimpleNamespace(vocabulary=[""] * 100)
+    >>> model = build({"name": "vae", "max_words": 40, "kl_schedule": "cyclical",
+    ...                "kl_anneal_epochs": 4, "kl_cycles": 2}, data)
+    >>> model.vocabulary_size, [model.loss_weight_schedules["kl"](e) for e in range(5)]
+    (40, [0.0, 1.0, 0.0, 1.0, 1.0])
+    """
+    del weight_decay  # The document KL's ELBO weight is 1, not 1 / num_train.
+    options = dict(model_config.items())
+    options.pop("name", None)
+    max_words = options.pop("max_words", 0)
+    kind = options.pop("kl_schedule", "cyclical")
+    epochs = options.pop("kl_anneal_epochs", 8)
+    cycles = options.pop("kl_cycles", 2)
+    ratio = options.pop("kl_ratio", 0.5)
+    if kind == "cyclical":
+        kl_weight = schedules.cyclical(1.0, total_epochs=epochs, cycles=cycles, ratio=ratio)
+    elif kind == "linear_warmup":
+        kl_weight = schedules.linear_warmup(1.0, warmup_epochs=epochs)
+    else:
+        raise ValueError(
+            f"Invalid value for --config.model.kl_schedule: received {kind!r}. "
+            f"Expected one of {list(KL_SCHEDULES)}."
+        )
+    allowed = {"num_topics", "hidden_units", "num_reserved", "seed"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(
+            f"Model 'vae' (BagOfWordsVAE) received unknown option(s) {unknown}. "
+            f"Expected some of {sorted(allowed)}, max_words and the kl_* options; "
+            "remove the others from the config's model section."
+        )
+    size = len(data.vocabulary)
+    return BagOfWordsVAE(
+        vocabulary_size=min(size, max_words) if max_words else size,
+        loss_weights={"kl": kl_weight}, learning_rate=learning_rate, **options,
+    )
+
+
+class ElboValidation(keras.callbacks.Callback):
+    """Adds `val_elbo_per_document` and `val_perplexity` to the epoch logs.
+
+    `evaluate_elbo` on `dataset` at every epoch end: the true ELBO (KL
+    weight 1), unlike `val_loss`, which uses the annealed weight. `monitor`
+    and `mode` tell a checkpoint which value to keep the best of.
+
+    Example:
+    >>> callback = ElboValidation(dataset=[[2, 3]])
+    >>> callback.monitor, callback.mode
+    ('val_elbo_per_document', 'max')
+    """
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+        self.monitor = "val_elbo_per_document"
+        self.mode = "max"
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        result = evaluate_elbo(self.model, self.dataset)
+        logs["val_elbo_per_document"] = result["elbo_per_document"]
+        logs["val_perplexity"] = result["perplexity"]
