@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tests import runs
-from vtrain.tagging import evaluate, train
 from vtrain import io as vtrain_io
+from vtrain.tagging import evaluate, train
 from vtrain.tagging.data import loaders
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
@@ -154,7 +154,7 @@ def test_interrupted_run_resumes_at_the_next_epoch(tmp_path):
     # interrupted epoch are redone, the finished one is not.
     assert recorder.at_train_begin == {"epoch": 0, "iterations": steps_per_epoch}
     rate, decay = config.train.learning_rate, config.train.learning_rate_decay
-    kl_weight = config.train.kl_scale / config.data.max_train_examples
+    kl_weight = config.train.weight_decay_scale / config.data.max_train_examples
     assert [e["fit_epoch"] for e in recorder.epochs] == [1, 2]
     assert [e["model_epoch"] for e in recorder.epochs] == [1, 2]
     assert [e["learning_rate"] for e in recorder.epochs] == pytest.approx(
@@ -213,7 +213,7 @@ def test_malformed_data_file_names_file_and_line(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model.name", "rnn", r"received 'rnn'. Expected one of \['cnn', 'itag', 'pooled'"),
+    ("model.name", "rnn", r"received 'rnn'. Expected one of cnn, itag, pooled, triplet, vae"),
     ("train.optimizer", "adamm", r"received 'adamm'. .*Did you mean 'adam'"),
 ])
 def test_unknown_names_are_config_errors(tmp_path, field, value, message):

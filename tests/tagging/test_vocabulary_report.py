@@ -249,11 +249,9 @@ def _tiny_data(tmp_path):
 
 def _tiny_model(config, data, variational=True):
     """An untrained classifier for `data`; every other word past the threshold."""
-    from vtrain.tagging.models import classifier
-
     config = config.copy_and_resolve_references()
     config.model.variational = variational
-    model = classifier.build(config.model, data)
+    model = train.build_model(config, data)
     model(next(iter(data.test))[0])
     if variational:
         log_alpha = np.zeros((data.vocabulary_size, 1), "float32")

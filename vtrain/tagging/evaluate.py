@@ -25,9 +25,9 @@ import numpy as np
 from keras import ops
 
 from vtrain import _keras_compat
-from vtrain.tagging import metrics
 from vtrain.layers.base import VariationalLayer
 from vtrain.layers.variational_embedding import VariationalEmbedding
+from vtrain.tagging import metrics
 
 KS = (1, 3, 5)
 

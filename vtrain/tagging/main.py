@@ -20,10 +20,9 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
-from vtrain.tagging import configs, train
 from vtrain.callbacks import NonFiniteLossError
+from vtrain.tagging import configs, train
 from vtrain.tagging.data.loaders import DataError
-
 
 
 def _unknown_field(error):

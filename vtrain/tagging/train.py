@@ -19,6 +19,7 @@ finished epoch, and only prints the results of a finished one.
 """
 
 import difflib
+import inspect
 import json
 import math
 import os
@@ -31,12 +32,14 @@ from absl import logging
 
 from vtrain import callbacks as vtrain_callbacks
 from vtrain import distribute, optimizers, schedules
-from vtrain.tagging import checkpoints, evaluate, vocabulary_report
 from vtrain import io as vtrain_io
+from vtrain import model as vtrain_model
+from vtrain.tagging import checkpoints, evaluate, vocabulary_report
 from vtrain.tagging.data import pipeline
 from vtrain.tagging.data.loaders import DataError
-from vtrain.tagging.models import BUILDERS, build_model
+from vtrain.tagging.models import MODELS, model_class
 from vtrain.tagging.models.classifier import TagClassifier
+from vtrain.variational import VariationalModel
 
 MONITOR_K = 3
 
@@ -262,23 +265,95 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
     return {names[0]: results, names[1]: baseline}
 
 
+def build_model(config, data):
+    """The config's model, uncompiled: the one place that reads `config.model`.
+
+    Each field of `config.model` but `name` is a constructor argument of the
+    model class (`vtrain.tagging.models.MODELS`), except the schedule fields
+    that become one (`_SCHEDULE_FIELDS`); `data_arguments(data)` adds what
+    the data fixes. A variational model's KL weight is
+    `weight_decay = weight_decay_scale / num_train`, warmed up linearly.
+
+    Raises:
+        ConfigError: an unknown field (with the close names), or a value the
+            model refuses.
+    """
+    options = config.model.to_dict()
+    name = options.pop("name")
+    cls = model_class(name)
+    arguments = {"learning_rate": schedules.exponential_decay(
+        config.train.learning_rate, config.train.learning_rate_decay)}
+    if issubclass(cls, VariationalModel):
+        arguments["weight_decay"] = schedules.linear_warmup(
+            config.train.weight_decay_scale / max(data.num_train, 1),
+            warmup_epochs=config.train.weight_decay_warmup_epochs)
+    for field, make in _SCHEDULE_FIELDS.get(name, {}).items():
+        if field in options:
+            make(options, arguments, data)
+    data_arguments = cls.data_arguments(data)
+    allowed = _constructor_fields(cls) - set(data_arguments) - set(arguments)
+    for field in sorted(set(options) - allowed):
+        close = difflib.get_close_matches(field, sorted(allowed), n=1)
+        raise ConfigError.invalid(
+            f"model.{field}", options[field],
+            f"a field of model {name!r} ({cls.__name__}): one of {', '.join(sorted(allowed))}",
+            f"Did you mean {close[0]!r}?" if close else
+            "Remove it from the config's model section.")
+    try:
+        return cls(**{**data_arguments, **options, **arguments})
+    except ValueError as error:
+        raise ConfigError(f"Cannot build model {name!r} from --config.model: {error}") from error
+
+
+def _constructor_fields(cls):
+    """Keyword arguments of `cls.__init__` and its bases, up to `vtrain.Model`."""
+    names = set()
+    for klass in cls.__mro__:
+        if klass in (VariationalModel, vtrain_model.Model):
+            break
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names.update(p.name for p in parameters
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+    return names
+
+
+def _triplet_l2(options, arguments, data):
+    del data
+    weight, decay = options.pop("l2_weight", 1e-6), options.pop("l2_decay", 1.0)
+    arguments["loss_weights"] = {"l2": schedules.exponential_decay(weight, decay)}
+
+
+KL_SCHEDULES = ("cyclical", "linear_warmup")
+
+
+def _vae_kl(options, arguments, data):
+    kind = options.pop("kl_schedule", "cyclical")
+    epochs = options.pop("kl_anneal_epochs", 8)
+    cycles, ratio = options.pop("kl_cycles", 2), options.pop("kl_ratio", 0.5)
+    if kind not in KL_SCHEDULES:
+        raise ConfigError.invalid("model.kl_schedule", kind, f"one of {', '.join(KL_SCHEDULES)}")
+    arguments["loss_weights"] = {"kl": (
+        schedules.cyclical(1.0, total_epochs=epochs, cycles=cycles, ratio=ratio)
+        if kind == "cyclical" else schedules.linear_warmup(1.0, warmup_epochs=epochs))}
+
+
+def _vae_max_words(options, arguments, data):
+    max_words = options.pop("max_words")
+    size = len(data.vocabulary)
+    arguments["vocabulary_size"] = min(size, max_words) if max_words else size
+
+
+# config.model fields that are not constructor arguments: each makes one.
+_SCHEDULE_FIELDS = {
+    "triplet": {"l2_weight": _triplet_l2, "l2_decay": _triplet_l2},
+    "vae": {"kl_schedule": _vae_kl, "kl_anneal_epochs": _vae_kl, "kl_cycles": _vae_kl,
+            "kl_ratio": _vae_kl, "max_words": _vae_max_words},
+}
+
+
 def _build_and_compile(config, data):
     """The config's model, compiled (call it inside the strategy's scope)."""
-    try:
-        model = build_model(
-            config.model, data,
-            weight_decay=schedules.linear_warmup(
-                config.train.kl_scale / data.num_train,
-                warmup_epochs=config.train.kl_warmup_epochs,
-            ),
-            learning_rate=schedules.exponential_decay(
-                config.train.learning_rate, config.train.learning_rate_decay
-            ),
-        )
-    except ValueError as error:
-        raise ConfigError(
-            f"Cannot build model {config.model.name!r} from --config.model: {error}"
-        ) from error
+    model = build_model(config, data)
     model.compile(optimizer=optimizers.get(config.train.optimizer,
                                            config.train.learning_rate))
     return model
@@ -440,7 +515,7 @@ _FIELDS = {
     ("data", "min_tag_train_uses"): _POSITIVE,
     ("data", "max_train_examples"): _COUNT,
     ("train", "num_epochs"): _POSITIVE,
-    ("train", "kl_warmup_epochs"): "an integer >= 0",
+    ("train", "weight_decay_warmup_epochs"): "an integer >= 0",
 }
 
 
@@ -470,7 +545,7 @@ bundled dataset). The file was not found (relative paths start in ...).
         minimum = 1 if expected == _POSITIVE else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError.invalid(f"{section}.{field}", value, expected)
-    for field in ("learning_rate", "kl_scale"):
+    for field in ("learning_rate", "weight_decay_scale"):
         value = config.train[field]
         if not isinstance(value, (int, float)) or value < 0 or (
             field == "learning_rate" and value == 0
@@ -490,9 +565,11 @@ bundled dataset). The file was not found (relative paths start in ...).
             "model.threshold", threshold,
             "a finite number: the log_alpha at or above which a word is dropped "
             "(3.0 is the usual value)")
-    if config.model.name not in BUILDERS:
+    if config.model.name not in MODELS:
+        close = difflib.get_close_matches(str(config.model.name), sorted(MODELS), n=1)
         raise ConfigError.invalid("model.name", config.model.name,
-                                  f"one of {sorted(BUILDERS)}")
+                                  f"one of {', '.join(sorted(MODELS))}",
+                                  f"Did you mean {close[0]!r}?" if close else "")
     try:
         optimizers.get(config.train.optimizer)
     except (TypeError, ValueError) as error:

@@ -3,12 +3,14 @@
 import types
 
 import keras
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import vtrain
-from vtrain.tagging.models import build_model, classifier
+from vtrain.tagging import configs, train
+from vtrain.tagging.models import classifier
 
 VOCABULARY_SIZE, NUM_TAGS = 30, 6
 SMALL = {
@@ -130,27 +132,42 @@ def fake_data(num_train=20):
         tag_train_counts=np.array([19, 10, 1, 0, 5, 2]))
 
 
-def test_build_model_uses_data_sizes_priors_and_default_kl_weight():
-    model = build_model({"name": "cnn", "embedding_dim": 4, "num_filters": 2}, fake_data())
+def launcher_config(**model_fields):
+    config = configs.base("default")
+    config.model = ml_collections.ConfigDict(model_fields)
+    return config
+
+
+def test_build_model_uses_data_sizes_priors_and_the_kl_weight():
+    config = launcher_config(name="cnn", embedding_dim=4, num_filters=2)
+    config.train.weight_decay_warmup_epochs = 0
+    model = train.build_model(config, fake_data())
     assert isinstance(model, classifier.CNNClassifier)
     assert (model.vocabulary_size, model.num_tags) == (VOCABULARY_SIZE, NUM_TAGS)
-    assert float(model.loss_weight_variables["kl"].numpy()) == pytest.approx(1 / 20)
+    # weight_decay = weight_decay_scale / num_train
+    assert float(model.loss_weight_variables["kl"].numpy()) == pytest.approx(30 / 20)
     # log-odds of (uses + 1) / (num_train + 2): a tag seen by 10 of 20 is even.
     assert model.initial_tag_bias[1] == pytest.approx(np.log(11 / 11))
     assert model.initial_tag_bias[3] == pytest.approx(np.log(1 / 21))
 
 
-def test_build_model_passes_schedules_through():
-    weight = vtrain.schedules.linear_warmup(0.5, 2)
-    model = build_model({"name": "pooled"}, fake_data(), weight_decay=weight)
-    assert model.loss_weight_schedules["kl"] == weight
+def test_build_model_warms_the_kl_weight_up():
+    config = launcher_config(name="pooled")
+    model = train.build_model(config, fake_data())
+    weights = [model.loss_weight_schedules["kl"](epoch) for epoch in (0, 1, 5, 9)]
+    assert weights == pytest.approx([0.0, 30 / 20 / 5, 30 / 20, 30 / 20])
 
 
-def test_build_model_rejects_unknown_names_and_options():
-    with pytest.raises(ValueError, match="--config.model.name: received 'rnn'"):
-        build_model({"name": "rnn"}, fake_data())
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['num_filters'\]"):
-        build_model({"name": "pooled", "num_filters": 3}, fake_data())
+def test_build_model_rejects_unknown_names_and_fields_with_a_fix():
+    with pytest.raises(train.ConfigError, match="--config.model.name: received 'poled'. "
+                       "Expected one of .*Did you mean 'pooled'"):
+        train.check_config(launcher_config(name="poled"))
+    with pytest.raises(train.ConfigError, match=r"--config.model.num_filters: received 3\. "
+                       r"Expected a field of model 'pooled' \(PooledClassifier\): one of .*"
+                       "Remove it from the config's model section"):
+        train.build_model(launcher_config(name="pooled", num_filters=3), fake_data())
+    with pytest.raises(train.ConfigError, match="Did you mean 'embedding_dim'"):
+        train.build_model(launcher_config(name="pooled", embeding_dim=3), fake_data())
 
 
 @pytest.mark.parametrize("argument, value, message", [

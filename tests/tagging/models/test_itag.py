@@ -2,15 +2,16 @@ import json
 import types
 
 import keras
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import vtrain
-from vtrain.tagging import train
-from vtrain.layers import VariationalEmbedding
-from vtrain.tagging.models import itag
 from tests import runs
+from vtrain.layers import VariationalEmbedding
+from vtrain.tagging import configs, train
+from vtrain.tagging.models import itag
 
 VOCABULARY = ["", "[UNK]", "a", "tool", "python", "x11", "c", "program", "reader", "web"]
 TAGS = [
@@ -39,7 +40,7 @@ def tiny_data(n=16, length=7, seed=0):
 
 def tiny_model(**kwargs):
     options = dict(
-        vocab_size=len(VOCABULARY),
+        vocabulary_size=len(VOCABULARY),
         num_tags=len(TAGS),
         tag_priority=itag.priority_from_counts([5, 3, 2, 1, 4, 9, 1, 2]),
         copy_pairs=itag.tag_word_pairs(VOCABULARY, TAGS),
@@ -228,7 +229,7 @@ class TableDecoder(itag.ITag):
     (2, 2, [[0, 1], [1, -1]], [0, 1, 2]),
 ])
 def test_beam_search_on_a_hand_made_decoder(max_tags, beam_width, expected, ranking):
-    model = TableDecoder(vocab_size=6, num_tags=3, tag_priority=[0, 1, 2],
+    model = TableDecoder(vocabulary_size=6, num_tags=3, tag_priority=[0, 1, 2],
                          max_tags=max_tags, **SMALL)
     ids = np.array([[2, 3, 0], [4, 0, 0]], "int32")
     sequences, first = model.beam_search(ids, beam_width=beam_width)
@@ -354,7 +355,11 @@ def test_build_from_launcher_data():
         vocabulary=VOCABULARY, tags=TAGS, num_train=200,
         tag_train_counts=np.array([5, 3, 2, 1, 4, 9, 1, 2]),
     )
-    model = itag.build({"variational": False, "max_tags": 6, **SMALL}, data)
+    config = configs.base("itag")
+    config.model = ml_collections.ConfigDict(
+        {"name": "itag", "variational": False, "max_tags": 6, **SMALL})
+    config.train.weight_decay_scale, config.train.weight_decay_warmup_epochs = 1.0, 0
+    model = train.build_model(config, data)
     assert isinstance(model, vtrain.VariationalModel)
     assert type(model.embedding) is keras.layers.Embedding
     assert model.max_tags == 6 and model.copy_pairs == itag.tag_word_pairs(VOCABULARY, TAGS)
@@ -371,7 +376,7 @@ def test_build_reads_every_model_field_of_the_itag_config():
         vocabulary=VOCABULARY, tags=TAGS, num_train=200,
         tag_train_counts=np.array([5, 3, 2, 1, 4, 9, 1, 2]),
     )
-    model = itag.build(model_config, data)
+    model = train.build_model(itag_config(), data)
     config = model.get_config()
     for field in model_config:
         if field != "name":

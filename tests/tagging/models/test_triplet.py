@@ -1,13 +1,13 @@
 import json
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
+from tests.runs import launch
 from vtrain import schedules
 from vtrain.tagging import metrics
 from vtrain.tagging.models.triplet import TripletRecommender, bpr, triplet_hinge
-from tests.runs import launch
 
 
 def numpy_triplet(anchor, positive, negatives, margin):

@@ -1,14 +1,19 @@
 import json
 import math
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from vtrain import schedules
-from vtrain.tagging.models.vae import BagOfWordsVAE, evaluate_elbo, gaussian_kl, multinomial_nll
 from tests.runs import launch
+from vtrain import schedules
+from vtrain.tagging.models.vae import (
+    BagOfWordsVAE,
+    evaluate_elbo,
+    gaussian_kl,
+    multinomial_nll,
+)
 
 
 def numpy_gaussian_kl(mu, log_var):

@@ -20,10 +20,9 @@ probes only (learning rate 3e-3: validation F1@3 0.414 after 2 epochs, 1e-3:
 0.432), not tuned further; each epoch costs about 55 s here.
 """
 
-from vtrain.tagging import configs
-
 import ml_collections
 
+from vtrain.tagging import configs
 
 
 def get_config():

@@ -19,7 +19,7 @@ How the values were chosen, all on validation F1@3 (15 epochs unless said):
 learning rate 1e-3 constant 0.5532 after 20 epochs, 3e-3 decaying 0.9 a
 epoch 0.5563, 5e-3 decaying 0.85 0.5545; dropout 0.3 / 0.1 / 0.0 0.5563 /
 0.5617 / 0.5629; "mean_max" pooling 0.4794; 1024 hidden units 0.5648 (50%
-slower); embedding_dim 128 0.5550; kl_scale 10 0.5617 (39% dropped) and 30
+slower); embedding_dim 128 0.5550; weight_decay_scale 10 0.5617 (39% dropped) and 30
 0.5611 (62% dropped: kept, same F1 with 40% fewer words); 20 epochs 0.5631
 (too slow under load). A plain embedding (variational=False) peaks at
 0.5522 after 5 epochs, then overfits.
@@ -60,6 +60,6 @@ def get_config():
     config.train.optimizer = "lazy_adam"  # vtrain.optimizers name; lazy_adam updates only the seen words
     config.train.learning_rate = 3e-3  # at epoch 0
     config.train.learning_rate_decay = 0.9  # learning rate factor per epoch; 1 = constant
-    config.train.kl_scale = 30.0  # KL weight = kl_scale / num_train (1 = the ELBO)
-    config.train.kl_warmup_epochs = 5  # KL weight rises linearly from 0 over these epochs
+    config.train.weight_decay_scale = 30.0  # VariationalModel's weight_decay (the KL weight) = weight_decay_scale / num_train (1 = the ELBO)
+    config.train.weight_decay_warmup_epochs = 5  # weight_decay rises linearly from 0 over these epochs
     return config

@@ -33,10 +33,9 @@ the tag-presence head alone (no decoder) gives validation F1@3 0.548
 against the beam ranking's 0.531 (see `vtrain.tagging.models.itag`).
 """
 
-from vtrain.tagging import configs
-
 import ml_collections
 
+from vtrain.tagging import configs
 
 
 def get_config():
@@ -47,8 +46,8 @@ def get_config():
     config.train.num_epochs = 10  # passes over the training split (about 4 min 15 s each here)
     config.train.learning_rate = 2e-3  # at epoch 0
     config.train.learning_rate_decay = 0.85  # learning rate factor per epoch; 1 = constant
-    config.train.kl_scale = 1.0  # KL weight = kl_scale / num_train (1 = the ELBO)
-    config.train.kl_warmup_epochs = 3  # KL weight rises linearly from 0 over these epochs
+    config.train.weight_decay_scale = 1.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
+    config.train.weight_decay_warmup_epochs = 3  # weight_decay rises linearly from 0 over these epochs
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "itag"  # vtrain.tagging.models.itag

@@ -32,10 +32,9 @@ rate 3e-3 decaying 0.9 per epoch, dropout 0.1) gave recall@5 0.7192 (at
 420f434, before the (seed, epoch) training order), within run-to-run noise. Alone: python -m vtrain.main --config=configs/triplet.py
 """
 
-from vtrain.tagging import configs
-
 import ml_collections
 
+from vtrain.tagging import configs
 
 
 def get_config():
@@ -46,8 +45,8 @@ def get_config():
     config.train.optimizer = "adam"  # vtrain.optimizers name (the l2 term touches every word row anyway)
     config.train.learning_rate = 1e-3  # at epoch 0
     config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
-    config.train.kl_scale = 0.0  # unused: this model has no variational layer
-    config.train.kl_warmup_epochs = 0  # unused: this model has no variational layer
+    config.train.weight_decay_scale = 0.0  # unused: this model has no variational layer
+    config.train.weight_decay_warmup_epochs = 0  # unused: this model has no variational layer
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "triplet"  # vtrain.tagging.models.triplet.TripletRecommender

@@ -33,10 +33,9 @@ nats of code per document). History, TensorBoard and the progress bar show
 kl, kl_weight, reconstruction, val_elbo_per_document and val_perplexity.
 """
 
-from vtrain.tagging import configs
-
 import ml_collections
 
+from vtrain.tagging import configs
 
 
 def get_config():
@@ -48,8 +47,8 @@ def get_config():
     config.train.optimizer = "adam"  # vtrain.optimizers name
     config.train.learning_rate = 2e-3  # at epoch 0
     config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
-    config.train.kl_scale = 0.0  # unused: the VAE's KL weight is model.kl_* (1 = the ELBO)
-    config.train.kl_warmup_epochs = 0  # unused: see model.kl_anneal_epochs
+    config.train.weight_decay_scale = 0.0  # unused: the VAE's KL weight is model.kl_* (1 = the ELBO)
+    config.train.weight_decay_warmup_epochs = 0  # unused: see model.kl_anneal_epochs
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "vae"  # vtrain.tagging.models.vae.BagOfWordsVAE

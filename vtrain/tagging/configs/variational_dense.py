@@ -30,7 +30,7 @@ command; best validation epoch 30 of 30 for both), test split:
     hidden weights kept    9,321 of 131,072 (7.1%)   all
     time                   711 s         521 s
 
-With kl_scale = 1 (the ELBO weight) instead of 3, the same command gave
+With weight_decay_scale = 1 (the ELBO weight) instead of 3, the same command gave
 F1@3 0.5448 against 0.5488 (-0.40) with 23.5% of the hidden weights kept at
 the threshold of 3; on that model, keeping only the 10% (5%) of weights
 with the lowest log_alpha gave F1@3 0.5447 (0.5443): the threshold of 3 is
@@ -38,7 +38,6 @@ conservative. Run-to-run differences are about half a point.
 """
 
 from vtrain.tagging import configs
-
 
 
 def get_config():
@@ -49,6 +48,6 @@ def get_config():
     config.train.num_epochs = 30  # passes over the training split
     config.train.learning_rate = 1e-3  # at epoch 0
     config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
-    config.train.kl_scale = 3.0  # KL weight = kl_scale / num_train; 3 pushes the hidden layer under 10% kept
-    config.train.kl_warmup_epochs = 10  # KL weight rises linearly from 0 over these epochs (slowly: the hidden layer learns first)
+    config.train.weight_decay_scale = 3.0  # weight_decay = weight_decay_scale / num_train; 3 pushes the hidden layer under 10% kept
+    config.train.weight_decay_warmup_epochs = 10  # weight_decay rises linearly from 0 over these epochs (slowly: the hidden layer learns first)
     return config

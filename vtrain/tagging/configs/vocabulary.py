@@ -49,12 +49,11 @@ F1@3 0.30 after one epoch, 0.22 after 15).
 from vtrain.tagging import configs
 
 
-
 def get_config():
     """The vocabulary run's config (see the module docstring): configs/default.py with these changes."""
     config = configs.base("default")
     config.model.log_alpha_init_min = 0.0  # log_alpha starts uniform in [min, max]
     config.model.log_alpha_init_max = 3.0  # (the reference: 0 to 3)
     config.model.log_alpha_learning_rate_scale = 5.0  # log_alpha learning rate / the optimizer's
-    config.train.kl_scale = 100.0  # KL weight = kl_scale / num_train (1 = the ELBO)
+    config.train.weight_decay_scale = 100.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
     return config

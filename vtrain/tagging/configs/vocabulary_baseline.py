@@ -17,12 +17,11 @@ validation by epoch 5, then overfits (configs/default.py's notes).
 from vtrain.tagging import configs
 
 
-
 def get_config():
     """The baseline's config (see the module docstring): configs/default.py with these changes."""
     config = configs.base("default")
     config.model.variational = False  # a plain embedding: no KL, no word is dropped
     config.train.num_epochs = 8  # it peaks on validation by epoch 5, then overfits
-    config.train.kl_scale = 0.0  # no KL term (no variational layer)
-    config.train.kl_warmup_epochs = 0  # no KL term to warm up
+    config.train.weight_decay_scale = 0.0  # no KL term (no variational layer)
+    config.train.weight_decay_warmup_epochs = 0  # no KL term to warm up
     return config

@@ -21,6 +21,7 @@ DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "debtags
 METADATA_PATH = os.path.join(os.path.dirname(DEFAULT_PATH), "debtags.json")
 REBUILD_COMMAND = "python -m vtrain.tagging.data.build_debtags --output vtrain/data/debtags.jsonl.gz"
 SPLITS = ("train", "validation", "test")
+SPLIT_KEY_FIELDS = ("group", "package", "id", "text")
 
 
 class ChecksumError(loaders.DataError):
@@ -79,12 +80,18 @@ def split_of(key):
 
 
 def split_key(example):
-    """The name an example is split by: ``package``, else ``id``, else its text.
+    """The name an example is split by: ``group``, else ``package``, else ``id``, else its text.
+
+    Examples sharing a group (in the bundled data: the binaries of one
+    Debian source package, and near-twin texts across sources) share a key,
+    so they land in one split.
 
     >>> split_key({"id": 7, "text": "t", "tags": ["x"]})
     '7'
+    >>> split_key({"package": "0ad-data", "group": "0ad", "text": "t", "tags": ["x"]})
+    '0ad'
     """
-    for field in ("package", "id", "text"):
+    for field in SPLIT_KEY_FIELDS:
         if field in example:
             return str(example[field])
     raise ValueError(f"Example has none of the fields package, id, text: {example!r}")

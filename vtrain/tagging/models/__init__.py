@@ -1,48 +1,34 @@
-"""Task models, built from a config's `model` section by `build_model`.
+"""Task models of the tag recommender, each a plain `vtrain.Model` subclass.
 
-Every model is an uncompiled `vtrain.Model` whose `fit` takes batches
-`(token_ids int32 [B, L], tags float32 multi-hot [B, T])` and which ranks
-tags with `recommend(token_ids, k) -> int32 [B, k]`.
+Every model takes plain constructor arguments, has a classmethod
+`data_arguments(data)` for the ones a `TagData` fixes (vocabulary size,
+number of tags, ...), and ranks tags with `recommend(token_ids, k)`. The
+launcher builds them from a config in one place,
+`vtrain.tagging.train.build_model`.
 
->>> import types
->>> data = types.SimpleNamespace(vocabulary=["", "[UNK]", "vim"], num_train=10,
-...                              tags=["editor", "game"], tag_train_counts=[4, 0])
->>> type(build_model({"name": "pooled", "embedding_dim": 8}, data)).__name__
-'PooledClassifier'
+>>> sorted(MODELS)
+['cnn', 'itag', 'pooled', 'triplet', 'vae']
 """
 
 import importlib
 
-# name -> module with a `build(model_config, data, **kwargs)`; imported on
-# first use, so a model under construction cannot break the others.
-BUILDERS = {
-    "pooled": "vtrain.tagging.models.classifier",
-    "cnn": "vtrain.tagging.models.classifier",
-    "itag": "vtrain.tagging.models.itag",
-    "triplet": "vtrain.tagging.models.triplet",
-    "vae": "vtrain.tagging.models.vae",
+# config.model.name -> (module, class); imported on first use, so a model
+# under construction cannot break the others.
+MODELS = {
+    "pooled": ("vtrain.tagging.models.classifier", "PooledClassifier"),
+    "cnn": ("vtrain.tagging.models.classifier", "CNNClassifier"),
+    "itag": ("vtrain.tagging.models.itag", "ITag"),
+    "triplet": ("vtrain.tagging.models.triplet", "TripletRecommender"),
+    "vae": ("vtrain.tagging.models.vae", "BagOfWordsVAE"),
 }
 
 
-def build_model(model_config, data, **kwargs):
-    """An uncompiled task model named by `model_config["name"]`.
+def model_class(name):
+    """The model class that `config.model.name` names.
 
-    Args:
-        model_config: the config's `model` section (a mapping with `name`
-            and the model's options).
-        data: the `vtrain.tagging.data.pipeline.TagData` it will be trained on.
-        **kwargs: `vtrain.VariationalModel` arguments passed on, e.g.
-            `weight_decay=` (the KL weight schedule) and `learning_rate=`.
-
-    Returns:
-        A `vtrain.Model` with a `recommend(token_ids, k)` method.
-
-    Example: see the module docstring.
+    Example:
+    >>> model_class("pooled").__name__
+    'PooledClassifier'
     """
-    name = model_config["name"]
-    if name not in BUILDERS:
-        raise ValueError(
-            f"Invalid value for --config.model.name: received {name!r}. "
-            f"Expected one of {sorted(BUILDERS)}."
-        )
-    return importlib.import_module(BUILDERS[name]).build(model_config, data, **kwargs)
+    module, class_name = MODELS[name]
+    return getattr(importlib.import_module(module), class_name)

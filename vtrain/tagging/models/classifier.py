@@ -17,8 +17,6 @@ embedding, `variational=False`), and rank tags with `recommend(ids, k)`.
 (2, 3)
 """
 
-import inspect
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -136,6 +134,31 @@ class TagClassifier(VariationalModel):
                 else keras.initializers.Constant(np.array(self.initial_tag_bias, "float32"))
             ),
         )
+
+    @classmethod
+    def data_arguments(cls, data):
+        """The constructor arguments that `data` (a `TagData`) fixes.
+
+        `vocabulary_size`, `num_tags`, and `initial_tag_bias`: each tag's
+        add-one-smoothed log-odds in the training split, so training does
+        not spend its first steps learning that most tags are rare.
+
+        Example:
+        >>> import types
+        >>> data = types.SimpleNamespace(vocabulary=["", "[UNK]", "vim"],
+        ...                              tags=["editor", "game"], num_train=10,
+        ...                              tag_train_counts=np.array([4, 0]))
+        >>> arguments = PooledClassifier.data_arguments(data)
+        >>> arguments["vocabulary_size"], arguments["num_tags"]
+        (3, 2)
+        >>> [round(b, 3) for b in arguments["initial_tag_bias"]]  # log(5/7), log(1/11)
+        [-0.336, -2.398]
+        """
+        num_train = max(int(data.num_train), 1)
+        uses = np.asarray(data.tag_train_counts, np.float64) + 1.0
+        log_odds = np.log(uses / (num_train + 2.0 - uses))
+        return {"vocabulary_size": len(data.vocabulary), "num_tags": len(data.tags),
+                "initial_tag_bias": log_odds.tolist()}
 
     def _log_alpha_initializer(self):
         if (self.log_alpha_init_min, self.log_alpha_init_max) == (0.0, 3.0):
@@ -335,73 +358,6 @@ class CNNClassifier(TagClassifier):
         config.update(filter_widths=list(self.filter_widths),
                       num_filters=self.num_filters)
         return config
-
-
-MODELS = {"pooled": PooledClassifier, "cnn": CNNClassifier}
-
-
-def build(model_config, data, **kwargs):
-    """An uncompiled classifier for `data`, from the config's `model` section.
-
-    Args:
-        model_config: a mapping (e.g. `ml_collections.ConfigDict`) with
-            `name` (`"pooled"` or `"cnn"`) and that class's constructor
-            options (`embedding_dim`, `dropout`, `variational`, ...).
-        data: a `vtrain.tagging.data.pipeline.TagData` (anything with `vocabulary`,
-            `tags` and `num_train`).
-        **kwargs: `VariationalModel` arguments; `weight_decay` defaults to
-            1 / num_train.
-
-    The output biases start at each tag's log-odds in the training split
-    (from `data.tag_train_counts`).
-
-    Example:
-    >>> import types
-    >>> data = types.SimpleNamespace(vocabulary=["", "[UNK]", "vim"],
-    ...                              tags=["editor", "game"], num_train=10,
-    ...                              tag_train_counts=np.array([4, 0]))
-    >>> model = build({"name": "pooled", "embedding_dim": 8}, data)
-    >>> type(model).__name__, model.vocabulary_size, model.num_tags
-    ('PooledClassifier', 3, 2)
-    >>> [round(b, 3) for b in model.initial_tag_bias]  # log((4+1)/(6+1)), log(1/11)
-    [-0.336, -2.398]
-    """
-    options = dict(model_config.items())
-    name = options.pop("name", None)
-    if name not in MODELS:
-        raise ValueError(
-            f"Invalid model name: received {name!r}. Expected one of {sorted(MODELS)}."
-        )
-    cls = MODELS[name]
-    allowed = _options_of(cls)
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(
-            f"Model {name!r} ({cls.__name__}) received unknown option(s) "
-            f"{unknown}. Expected some of {sorted(allowed)}; remove the others "
-            "from the config's model section."
-        )
-    num_train = max(int(data.num_train), 1)
-    kwargs.setdefault("weight_decay", 1.0 / num_train)
-    # Add-one smoothing: a tag never seen in training must not get -inf.
-    uses = np.asarray(data.tag_train_counts, np.float64) + 1.0
-    log_odds = np.log(uses / (num_train + 2.0 - uses))
-    return cls(vocabulary_size=len(data.vocabulary), num_tags=len(data.tags),
-               initial_tag_bias=log_odds.tolist(), **options, **kwargs)
-
-
-def _options_of(cls):
-    """Constructor option names of `cls` and its `TagClassifier` bases."""
-    names = set()
-    for klass in cls.__mro__:
-        if klass is VariationalModel:
-            break
-        signature = inspect.signature(klass.__init__)
-        names.update(
-            p.name for p in signature.parameters.values()
-            if p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self"
-        )
-    return names - {"vocabulary_size", "num_tags", "initial_tag_bias"}
 
 
 def _check_int(owner, name, value, minimum, maximum=None):

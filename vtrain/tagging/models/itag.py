@@ -87,7 +87,7 @@ Example:
 >>> vocabulary = ["", "[UNK]", "a", "python", "library", "x11"]
 >>> tags = ["devel::lang:python", "role::program", "interface::x11"]
 >>> model = ITag(
-...     vocab_size=len(vocabulary), num_tags=len(tags),
+...     vocabulary_size=len(vocabulary), num_tags=len(tags),
 ...     tag_priority=priority_from_counts([5, 9, 2]),
 ...     copy_pairs=tag_word_pairs(vocabulary, tags),
 ...     embedding_dim=8, encoder_units=8, decoder_units=8, attention_units=8,
@@ -165,7 +165,7 @@ class ITag(VariationalModel):
     `recommend(token_ids, k)` returns beam-search rankings, `[B, k]`.
 
     Args:
-        vocab_size: V, the number of word ids (0 = padding).
+        vocabulary_size: V, the number of word ids (0 = padding).
         num_tags: T.
         tag_priority: list of T distinct ranks in [0, T): the order in which
             true tags are emitted (0 first); see `priority_from_counts`.
@@ -197,7 +197,7 @@ class ITag(VariationalModel):
 
     Example:
     >>> import numpy as np
-    >>> model = ITag(vocab_size=20, num_tags=4, tag_priority=[0, 1, 2, 3],
+    >>> model = ITag(vocabulary_size=20, num_tags=4, tag_priority=[0, 1, 2, 3],
     ...              copy_pairs=[[5, 2]], embedding_dim=8, encoder_units=8,
     ...              decoder_units=8, attention_units=8, max_tags=3)
     >>> model.compile(optimizer="adam")
@@ -212,7 +212,7 @@ class ITag(VariationalModel):
     def __init__(
         self,
         *,
-        vocab_size,
+        vocabulary_size,
         num_tags,
         tag_priority,
         copy_pairs=(),
@@ -243,16 +243,16 @@ class ITag(VariationalModel):
             loss_weights["presence"] = presence_weight
         super().__init__(loss_weights=loss_weights, **kwargs)
         for name, value in (
-            ("vocab_size", vocab_size), ("num_tags", num_tags),
+            ("vocabulary_size", vocabulary_size), ("num_tags", num_tags),
             ("embedding_dim", embedding_dim), ("encoder_units", encoder_units),
             ("decoder_units", decoder_units), ("attention_units", attention_units),
             ("max_tags", max_tags), ("beam_width", beam_width),
         ):
             _check_positive_int(name, value)
-        self.vocab_size = vocab_size
+        self.vocabulary_size = vocabulary_size
         self.num_tags = num_tags
         self.tag_priority = _checked_priority(tag_priority, num_tags)
-        self.copy_pairs = _checked_pairs(copy_pairs, vocab_size, num_tags)
+        self.copy_pairs = _checked_pairs(copy_pairs, vocabulary_size, num_tags)
         self.embedding_dim = embedding_dim
         self.encoder_units = encoder_units
         self.decoder_units = decoder_units
@@ -268,7 +268,7 @@ class ITag(VariationalModel):
 
         if self.variational:
             self.embedding = VariationalEmbedding(
-                vocab_size, embedding_dim, threshold=threshold, mask_zero=True,
+                vocabulary_size, embedding_dim, threshold=threshold, mask_zero=True,
                 log_alpha_initializer=keras.initializers.RandomUniform(
                     *self.log_alpha_init
                 ),
@@ -276,7 +276,7 @@ class ITag(VariationalModel):
             )
         else:
             self.embedding = keras.layers.Embedding(
-                vocab_size, embedding_dim, mask_zero=True, name="word_embedding"
+                vocabulary_size, embedding_dim, mask_zero=True, name="word_embedding"
             )
         self.encoder = keras.layers.Bidirectional(
             keras.layers.GRU(encoder_units, return_sequences=True, return_state=True),
@@ -307,7 +307,7 @@ class ITag(VariationalModel):
         # Each tag word gets a slot (0: not a tag word); each tag at most one.
         words = sorted({word for word, _ in self.copy_pairs})
         slot = {word: i + 1 for i, word in enumerate(words)}
-        word_to_slot = np.zeros(vocab_size, np.int32)
+        word_to_slot = np.zeros(vocabulary_size, np.int32)
         for word, s in slot.items():
             word_to_slot[word] = s
         tag_slot = np.zeros(num_tags + 1, np.int32)
@@ -328,6 +328,26 @@ class ITag(VariationalModel):
     # ------------------------------------------------------------------
     # Encoder and one decoder step.
     # ------------------------------------------------------------------
+
+    @classmethod
+    def data_arguments(cls, data):
+        """The constructor arguments that `data` (a `TagData`) fixes.
+
+        Example:
+        >>> import types
+        >>> data = types.SimpleNamespace(
+        ...     vocabulary=["", "[UNK]", "gtk", "tool"], num_train=100,
+        ...     tags=["uitoolkit::gtk", "role::program"], tag_train_counts=[3, 7])
+        >>> arguments = ITag.data_arguments(data)
+        >>> arguments["copy_pairs"], arguments["tag_priority"]
+        ([[2, 0]], [1, 0])
+        """
+        return {
+            "vocabulary_size": len(data.vocabulary),
+            "num_tags": len(data.tags),
+            "tag_priority": priority_from_counts(data.tag_train_counts),
+            "copy_pairs": tag_word_pairs(data.vocabulary, data.tags),
+        }
 
     def build(self, input_shape=None):
         if not self.built:
@@ -380,7 +400,7 @@ class ITag(VariationalModel):
         position's tag-word slot, 0 if none) and `has_copy` `[B]`.
 
         Example:
-        >>> model = ITag(vocab_size=10, num_tags=3, tag_priority=[0, 1, 2],
+        >>> model = ITag(vocabulary_size=10, num_tags=3, tag_priority=[0, 1, 2],
         ...              copy_pairs=[[4, 1]], encoder_units=4, decoder_units=6)
         >>> memory, state = model.encode(tf.constant([[4, 2, 0]]))
         >>> tuple(memory["states"].shape), tuple(state.shape)
@@ -433,7 +453,7 @@ class ITag(VariationalModel):
             distributions mixed; `copy_probs` is all 0 without tag words).
 
         Example:
-        >>> model = ITag(vocab_size=10, num_tags=3, tag_priority=[0, 1, 2],
+        >>> model = ITag(vocabulary_size=10, num_tags=3, tag_priority=[0, 1, 2],
         ...              copy_pairs=[[4, 1]], decoder_units=6)
         >>> memory, state = model.encode(tf.constant([[4, 2, 0]]))
         >>> out = model.decode_step(memory, state, model.initial_context(memory),
@@ -528,7 +548,7 @@ class ITag(VariationalModel):
         then `PAD` (-1); a list cut at `max_tags` tags has no EOS.
 
         Example:
-        >>> model = ITag(vocab_size=10, num_tags=4, tag_priority=[2, 0, 3, 1], max_tags=3)
+        >>> model = ITag(vocabulary_size=10, num_tags=4, tag_priority=[2, 0, 3, 1], max_tags=3)
         >>> labels = tf.constant([[1, 1, 0, 1], [0, 0, 1, 0], [1, 1, 1, 1]])
         >>> model.targets_from_labels(labels).numpy().tolist()
         [[1, 3, 0, 4], [2, 4, -1, -1], [1, 3, 0, -1]]
@@ -563,7 +583,7 @@ class ITag(VariationalModel):
         `copy_attention` `[B, S, L]`, `gate` `[B, S]`.
 
         Example:
-        >>> model = ITag(vocab_size=10, num_tags=3, tag_priority=[0, 1, 2],
+        >>> model = ITag(vocabulary_size=10, num_tags=3, tag_priority=[0, 1, 2],
         ...              copy_pairs=[[4, 1]], max_tags=2)
         >>> out = model.teacher_forcing(tf.constant([[4, 2]]), tf.constant([[1, 3, -1]]))
         >>> tuple(out["log_probs"].shape), tuple(out["gate"].shape)
@@ -592,7 +612,7 @@ class ITag(VariationalModel):
         """Batch mean of per-example summed step NLLs; `PAD` steps count 0.
 
         Example:
-        >>> model = ITag(vocab_size=10, num_tags=2, tag_priority=[0, 1])
+        >>> model = ITag(vocabulary_size=10, num_tags=2, tag_priority=[0, 1])
         >>> log_probs = tf.math.log(tf.constant([[[0.5, 0.25, 0.25],
         ...                                       [0.1, 0.1, 0.8]]]))
         >>> round(float(model.sequence_cross_entropy(
@@ -644,7 +664,7 @@ class ITag(VariationalModel):
         log-probabilities. With `beam_width=1` this is greedy decoding.
 
         Example:
-        >>> model = ITag(vocab_size=10, num_tags=3, tag_priority=[0, 1, 2], max_tags=2)
+        >>> model = ITag(vocabulary_size=10, num_tags=3, tag_priority=[0, 1, 2], max_tags=2)
         >>> sequences, first = model.beam_search(tf.constant([[4, 2]]), beam_width=2)
         >>> tuple(sequences.shape), tuple(first.shape)
         ((1, 2, 2), (1, 3))
@@ -666,7 +686,7 @@ class ITag(VariationalModel):
         the remaining tags by decreasing first-step probability.
 
         Example:
-        >>> model = ITag(vocab_size=10, num_tags=5, tag_priority=[0, 1, 2, 3, 4],
+        >>> model = ITag(vocabulary_size=10, num_tags=5, tag_priority=[0, 1, 2, 3, 4],
         ...              max_tags=2)
         >>> top = model.recommend(tf.constant([[4, 2, 0]]), k=4)
         >>> top.shape, len(set(top.numpy()[0].tolist()))
@@ -773,7 +793,7 @@ class ITag(VariationalModel):
     def get_config(self):
         config = super().get_config()
         config.update(
-            vocab_size=self.vocab_size,
+            vocabulary_size=self.vocabulary_size,
             num_tags=self.num_tags,
             tag_priority=list(self.tag_priority),
             copy_pairs=[list(pair) for pair in self.copy_pairs],
@@ -795,47 +815,6 @@ class ITag(VariationalModel):
         }
         return config
 
-
-def build(model_config, data, **kwargs):
-    """An uncompiled `ITag` for the launcher's data.
-
-    Args:
-        model_config: the config's `model` section: `embedding_dim`,
-            `encoder_units`, `decoder_units`, `attention_units`, `max_tags`,
-            `beam_width`, `dropout`, `variational`, `threshold`,
-            `log_alpha_init`, `presence_weight` (missing fields take
-            `ITag`'s defaults).
-        data: anything with `vocabulary` (list of words, 0 = padding),
-            `tags` (list of tag names) and `tag_train_counts` (`[T]`), e.g.
-            `vtrain.tagging.data.pipeline.TagData`; `num_train` sets the default
-            KL weight, 1 / num_train.
-        **kwargs: `vtrain.VariationalModel` arguments (`weight_decay`,
-            `learning_rate`, ...), overriding the defaults.
-
-    Example:
-    >>> import types
-    >>> data = types.SimpleNamespace(
-    ...     vocabulary=["", "[UNK]", "gtk", "tool"], num_train=100,
-    ...     tags=["uitoolkit::gtk", "role::program"], tag_train_counts=[3, 7])
-    >>> model = build({"embedding_dim": 8, "encoder_units": 8}, data)
-    >>> model.copy_pairs, model.tag_priority
-    ([[2, 0]], [1, 0])
-    """
-    fields = (
-        "embedding_dim", "encoder_units", "decoder_units", "attention_units",
-        "max_tags", "beam_width", "dropout", "variational", "threshold",
-        "log_alpha_init", "presence_weight",
-    )
-    options = {name: model_config[name] for name in fields if name in model_config}
-    kwargs.setdefault("weight_decay", 1.0 / max(int(data.num_train), 1))
-    return ITag(
-        vocab_size=len(data.vocabulary),
-        num_tags=len(data.tags),
-        tag_priority=priority_from_counts(data.tag_train_counts),
-        copy_pairs=tag_word_pairs(data.vocabulary, data.tags),
-        **options,
-        **kwargs,
-    )
 
 
 def rank_tags(sequences, scores, k):
@@ -931,13 +910,13 @@ def _checked_priority(tag_priority, num_tags):
     return priority
 
 
-def _checked_pairs(copy_pairs, vocab_size, num_tags):
+def _checked_pairs(copy_pairs, vocabulary_size, num_tags):
     pairs = [[int(word), int(tag)] for word, tag in copy_pairs]
     for word, tag in pairs:
-        if not (0 < word < vocab_size and 0 <= tag < num_tags):
+        if not (0 < word < vocabulary_size and 0 <= tag < num_tags):
             raise ValueError(
                 f"Invalid copy pair [{word}, {tag}] for ITag: expected "
-                f"[word_id, tag_index] with 0 < word_id < {vocab_size} and "
+                f"[word_id, tag_index] with 0 < word_id < {vocabulary_size} and "
                 f"0 <= tag_index < {num_tags}. Build the pairs with "
                 "vtrain.tagging.models.itag.tag_word_pairs(vocabulary, tags)."
             )

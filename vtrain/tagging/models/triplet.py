@@ -24,12 +24,10 @@ Example:
 (2, 3)
 """
 
-import inspect
 
 import keras
 from keras import ops
 
-from vtrain import schedules
 from vtrain.model import Model
 
 LOSSES = ("hinge", "bpr")
@@ -174,6 +172,18 @@ class TripletRecommender(Model):
         self.projection.build((None, hidden_units))
         self.built = True
 
+    @classmethod
+    def data_arguments(cls, data):
+        """The constructor arguments that `data` (a `TagData`) fixes.
+
+        Example:
+        >>> import types
+        >>> data = types.SimpleNamespace(vocabulary=["", "[UNK]", "vim"], tags=["a", "b"])
+        >>> TripletRecommender.data_arguments(data)
+        {'vocabulary_size': 3, 'num_tags': 2}
+        """
+        return {"vocabulary_size": len(data.vocabulary), "num_tags": len(data.tags)}
+
     def encode_text(self, token_ids, training=False):
         """The text tower: `[B, L]` ids -> `[B, embedding_dim]` vectors.
 
@@ -287,38 +297,3 @@ class TripletRecommender(Model):
         return config
 
 
-def build(model_config, data, weight_decay=None, learning_rate=None):
-    """An uncompiled `TripletRecommender` for `data`, from a config's `model` section.
-
-    The launcher's entry point (`vtrain.tagging.models.build_model`). Options are
-    the constructor's, plus `l2_weight` and `l2_decay`: the `l2` term's
-    weight is `l2_weight * l2_decay ** epoch`. `weight_decay` (the launcher's
-    KL weight) is accepted and unused: this model has no KL term.
-
-    Example:
-    >>> import types
-    >>> data = types.SimpleNamespace(vocabulary=["", "[UNK]", "vim"], tags=["a", "b"])
-    >>> model = build({"name": "triplet", "margin": 0.2, "l2_weight": 1e-5}, data)
-    >>> model.margin, model.loss_weight_schedules["l2"](1)
-    (0.2, 1e-05)
-    """
-    del weight_decay  # No variational layer, so no KL to weigh.
-    options = dict(model_config.items())
-    options.pop("name", None)
-    l2 = schedules.exponential_decay(
-        options.pop("l2_weight", 1e-6), options.pop("l2_decay", 1.0)
-    )
-    allowed = set(inspect.signature(TripletRecommender.__init__).parameters) - {
-        "self", "vocabulary_size", "num_tags", "kwargs",
-    }
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(
-            f"Model 'triplet' (TripletRecommender) received unknown option(s) "
-            f"{unknown}. Expected some of {sorted(allowed | {'l2_weight', 'l2_decay'})}; "
-            "remove the others from the config's model section."
-        )
-    return TripletRecommender(
-        vocabulary_size=len(data.vocabulary), num_tags=len(data.tags),
-        loss_weights={"l2": l2}, learning_rate=learning_rate, **options,
-    )

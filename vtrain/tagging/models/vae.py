@@ -36,7 +36,6 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vtrain import schedules
 from vtrain.model import Model
 
 # Logit of a reserved id (padding, out-of-vocabulary): it is never a word of
@@ -138,6 +137,17 @@ class BagOfWordsVAE(Model):
         reserved[:num_reserved] = _NEVER
         self._reserved_logits = reserved
         self.built = True
+
+    @classmethod
+    def data_arguments(cls, data):
+        """The constructor arguments that `data` (a `TagData`) fixes.
+
+        Example:
+        >>> import types
+        >>> BagOfWordsVAE.data_arguments(types.SimpleNamespace(vocabulary=[""] * 100))
+        {'vocabulary_size': 100}
+        """
+        return {"vocabulary_size": len(data.vocabulary)}
 
     def bag_of_words(self, token_ids):
         """`[B, L]` ids -> `[B, V]` float32 word counts (reserved ids: 0).
@@ -275,62 +285,6 @@ def evaluate_elbo(model, data, batch_size=256, progress=False):
         "words_per_document": sums["words"] / documents,
         "documents": documents,
     }
-
-
-KL_SCHEDULES = ("cyclical", "linear_warmup")
-
-
-def build(model_config, data, weight_decay=None, learning_rate=None):
-    """An uncompiled `BagOfWordsVAE` for `data`, from a config's `model` section.
-
-    The launcher's entry point (`vtrain.tagging.models.build_model`). Options:
-    `num_topics`, `hidden_units`, `max_words` (model the `max_words` most
-    frequent ids, reserved ones included; 0 = the whole vocabulary), and the
-    KL weight schedule: `kl_schedule` (`"cyclical"` or `"linear_warmup"`),
-    `kl_anneal_epochs` (cyclical: the epochs the cycles span; warm-up: its
-    length), `kl_cycles`, `kl_ratio` (cyclical: the rising fraction of a
-    cycle). The KL weight rises from 0 to 1 (the ELBO). `weight_decay` (the
-    launcher's KL weight for variational layers, scaled by 1 / num_train) is
-    accepted and unused: this KL is per document, its ELBO weight is 1.
-
-    Example:
-    >>> import types
-    >>> data = types.SimpleNamespace(vocabulary=[""] * 100)
-    >>> model = build({"name": "vae", "max_words": 40, "kl_schedule": "cyclical",
-    ...                "kl_anneal_epochs": 4, "kl_cycles": 2}, data)
-    >>> model.vocabulary_size, [model.loss_weight_schedules["kl"](e) for e in range(5)]
-    (40, [0.0, 1.0, 0.0, 1.0, 1.0])
-    """
-    del weight_decay  # The document KL's ELBO weight is 1, not 1 / num_train.
-    options = dict(model_config.items())
-    options.pop("name", None)
-    max_words = options.pop("max_words", 0)
-    kind = options.pop("kl_schedule", "cyclical")
-    epochs = options.pop("kl_anneal_epochs", 8)
-    cycles = options.pop("kl_cycles", 2)
-    ratio = options.pop("kl_ratio", 0.5)
-    if kind == "cyclical":
-        kl_weight = schedules.cyclical(1.0, total_epochs=epochs, cycles=cycles, ratio=ratio)
-    elif kind == "linear_warmup":
-        kl_weight = schedules.linear_warmup(1.0, warmup_epochs=epochs)
-    else:
-        raise ValueError(
-            f"Invalid value for --config.model.kl_schedule: received {kind!r}. "
-            f"Expected one of {list(KL_SCHEDULES)}."
-        )
-    allowed = {"num_topics", "hidden_units", "num_reserved", "seed"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(
-            f"Model 'vae' (BagOfWordsVAE) received unknown option(s) {unknown}. "
-            f"Expected some of {sorted(allowed)}, max_words and the kl_* options; "
-            "remove the others from the config's model section."
-        )
-    size = len(data.vocabulary)
-    return BagOfWordsVAE(
-        vocabulary_size=min(size, max_words) if max_words else size,
-        loss_weights={"kl": kl_weight}, learning_rate=learning_rate, **options,
-    )
 
 
 class ElboValidation(keras.callbacks.Callback):
