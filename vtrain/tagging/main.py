@@ -7,6 +7,7 @@
         # also trains the baseline into WORKDIR/baseline; prints both side by side
     python -m vtrain.main --config.strategy=mirrored    # 2 replicas (CPU split in 2)
     python -m vtrain.main --deterministic               # bit-identical re-runs
+    python -m vtrain.main --config=tiny                 # a config shipped in the package, from any folder
 
 With no --workdir the run goes to a new folder runs/YYYYmmdd-HHMMSS under the
 current directory. Re-running into a workdir resumes it (see vtrain.tagging.train).
@@ -72,8 +73,32 @@ _DETERMINISTIC = flags.DEFINE_bool(
 )
 
 
+def shipped_configs(argv):
+    """`argv` with `--config=NAME` / `--baseline=NAME` resolved to a shipped config.
+
+    A value that is no existing file but names a config shipped with the
+    package (`tiny`, `default.py`, ...) becomes that file's path, so an
+    installed wheel runs its configs from any directory.
+
+    Example:
+    >>> shipped_configs(["main", "--config=tiny"])[1].endswith("configs/tiny.py")
+    True
+    >>> shipped_configs(["main", "--config=my/own.py"])
+    ['main', '--config=my/own.py']
+    """
+    resolved = []
+    for arg in argv:
+        flag, _, value = arg.partition("=")
+        if flag in ("--config", "--baseline") and value and not os.path.exists(value) \
+                and os.sep not in value and os.path.isfile(configs.path(value)):
+            arg = f"{flag}={configs.path(value)}"
+        resolved.append(arg)
+    return resolved
+
+
 def parse_flags(argv):
     """absl's flag parsing, with a short message for a config field that does not exist."""
+    argv = shipped_configs(argv)
     try:
         return flags.FLAGS(argv)
     except AttributeError as error:
