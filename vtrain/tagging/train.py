@@ -230,8 +230,8 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
     first). Both test metrics are written to `WORKDIR/comparison.json` as
     `{run name: test metrics}`. When both are word classifiers on the same
     vocabulary, the vocabulary report in `workdir` takes its frequency and
-    TF-IDF curves and its reference F1 from the baseline (issue 4: the
-    non-variational full-vocabulary model).
+    TF-IDF curves and its reference F1 from the baseline (the
+    non-variational full-vocabulary model the reference work compares with).
 
     Raises:
         ConfigError: the two configs would not share the test split (their
