@@ -430,3 +430,60 @@ def test_base_class_says_what_to_implement():
         Incomplete()(0)
     with pytest.raises(NotImplementedError, match=r"must implement get_config\(\)"):
         Incomplete().get_config()
+
+
+# --------------------------------------------------------------------------
+# Compatibility: configs written by earlier versions, factory arguments.
+# --------------------------------------------------------------------------
+
+# Written by `keras.saving.serialize_keras_object` with the pre-dataclass
+# schedules (commit bfb7793), with the values they gave at epochs 0..5.
+SAVED_BEFORE = [
+    ("Constant", {"value": 0.25}, [0.25] * 6),
+    ("LinearWarmup", {"final_value": 1.5, "initial_value": 0.5, "start_epoch": 2, "warmup_epochs": 4},
+     [0.5, 0.5, 0.5, 0.75, 1.0, 1.25]),
+    ("Cubic", {"final_value": 2.0, "initial_value": 0.0, "start_epoch": 1, "warmup_epochs": 3},
+     [0.0, 0.0, 0.07407407407407406, 0.5925925925925924, 2.0, 2.0]),
+    ("GeometricWarmup", {"final_value": 0.001, "initial_value": 1e-06, "start_epoch": 1, "warmup_epochs": 3},
+     [1e-06, 1e-06, 9.999999999999997e-06, 9.999999999999998e-05, 0.001, 0.001]),
+    ("Cyclical", {"cycles": 3, "max_value": 1.0, "min_value": 0.1, "ratio": 0.7, "total_epochs": 10},
+     [0.1, 0.48571428571428565, 0.8714285714285713, 1.0, 0.3571428571428571, 0.7428571428571429]),
+    ("StepDecay", {"decay_rate": 0.5, "initial_value": 2.0, "step_epochs": 3}, [2.0, 2.0, 2.0, 1.0, 1.0, 1.0]),
+    ("ExponentialDecay", {"decay_rate": 0.5, "initial_value": 3.0}, [3.0, 1.5, 0.75, 0.375, 0.1875, 0.09375]),
+    ("VocabularyRamp",
+     {"final_learning_rate": 0.0001, "large_weight": 0.001, "learning_rate": 0.001,
+      "small_weight": 1e-06, "start_epoch": 2, "total_epochs": 5},
+     [(1e-06, 0.001)] * 3 + [(3.1622776601683795e-05, 0.00055), (0.001, 0.0001), (0.001, 0.0001)]),
+    ("VocabularyRamp",
+     {"final_learning_rate": None, "large_weight": 0.0001, "learning_rate": 0.001,
+      "small_weight": 1e-07, "start_epoch": 2, "total_epochs": 10},
+     [(1e-07, 0.001)] * 3 + [(2.6826957952797254e-07, 0.001), (7.196856730011519e-07, 0.001),
+                             (1.9306977288832498e-06, 0.001)]),
+]
+
+
+@pytest.mark.parametrize("class_name, config, expected", SAVED_BEFORE, ids=lambda x: str(x)[:20])
+def test_configs_saved_by_earlier_versions_load_unchanged(class_name, config, expected):
+    saved = {"module": "vtrain.schedules", "class_name": class_name, "config": config,
+             "registered_name": f"vtrain>{class_name}"}
+    restored = keras.saving.deserialize_keras_object(saved)
+    assert type(restored) is getattr(vs, class_name)
+    assert values(restored, range(6)) == expected
+    # Saving it again writes the same keys and numbers.
+    assert keras.saving.serialize_keras_object(restored) == saved
+
+
+@pytest.mark.parametrize("schedule", ALL_SAVABLE, ids=repr)
+def test_config_keys_are_the_factory_arguments(schedule):
+    factory = getattr(vs, re.sub(r"(?<!^)(?=[A-Z])", "_", type(schedule).__name__).lower())
+    config = schedule.get_config()
+    assert factory(**config) == schedule
+    assert factory(*config.values()) == schedule  # positional order unchanged too
+
+
+def test_vocabulary_ramp_halves_cannot_be_deleted():
+    ramp = vs.vocabulary_ramp(1e-6, 1e-4, 1, 4, 1e-3)
+    with pytest.raises(AttributeError, match="immutable"):
+        del ramp.weight_decay
+    with pytest.raises(AttributeError, match="VocabularyRamp is immutable: cannot set 'small_weight'. Build a new ramp"):
+        ramp.small_weight = 1.0
