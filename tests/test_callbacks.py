@@ -238,3 +238,77 @@ def test_metadata_is_json_written_by_the_callback(tmp_path):
     metadata = json.loads((tmp_path / "training_metadata.json").read_text())
     assert metadata == {"batch": 0, "epoch": 1, "weights": "backup-1.weights.h5",
                         "seed_states": []}  # the model has no SeedGenerator
+
+
+# --------------------------------------------------------------------------
+# Keras's monitor callbacks on vtrain terms, with no mode=: lower is better.
+
+
+class Trends(vtrain.Model):
+    """Terms that depend on the epoch only: `rising` = epoch, `falling` =
+    -epoch, `dip` = (epoch - 1) ** 2; with these weights `loss` =
+    epoch - 0.5 * epoch rises."""
+
+    def __init__(self, **kwargs):
+        super().__init__(loss_weights={"falling": 0.5, "dip": 0.0}, **kwargs)
+        self.w = self.add_weight(shape=(), initializer="zeros")
+
+    def call(self, x):
+        return x * self.w
+
+    def compute_losses(self, data, training):
+        epoch = ops.cast(self.epoch, "float32")
+        zero = 0.0 * ops.mean(self(data[0]))  # a gradient path to the variable
+        return {"rising": epoch + zero, "falling": -epoch + zero,
+                "dip": (epoch - 1.0) ** 2 + zero}
+
+
+def _fit_trends(callback, epochs=5, learning_rate=0.1):
+    model = Trends()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate))
+    history = model.fit(X, Y, batch_size=8, epochs=epochs, verbose=0,
+                        validation_data=(X, Y), callbacks=[callback]).history
+    return model, history
+
+
+@pytest.mark.parametrize("monitor", ["rising", "val_rising", "loss", "val_loss", "falling"])
+def test_early_stopping_infers_lower_is_better_for_every_term(monitor):
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=1)
+    _, history = _fit_trends(stop)
+    # A rising value never improves after epoch 0: stop at epoch 1 (0-based).
+    # A falling one improves every epoch: all 5 epochs run.
+    assert len(history["loss"]) == (5 if monitor == "falling" else 2)
+    assert stop.stopped_epoch == (0 if monitor == "falling" else 1)
+
+
+@pytest.mark.parametrize("monitor, reductions", [("val_rising", 3), ("falling", 0)])
+def test_reduce_lr_on_plateau_infers_lower_is_better(monitor, reductions):
+    reduce = keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=1, factor=0.5)
+    model, _ = _fit_trends(reduce, epochs=4)
+    # Rising: no improvement at epochs 1, 2, 3: the rate halves each time.
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.1 * 0.5**reductions)
+
+
+@pytest.mark.parametrize("checkpoint_class", [keras.callbacks.ModelCheckpoint, AtomicModelCheckpoint])
+def test_model_checkpoint_saves_the_lowest_term(tmp_path, checkpoint_class):
+    pattern = str(tmp_path / "best-{epoch:02d}.weights.h5")
+    checkpoint = checkpoint_class(pattern, monitor="val_dip", save_best_only=True,
+                                  save_weights_only=True)
+    _fit_trends(checkpoint, epochs=4)
+    # dip = 1, 0, 1, 4 at epochs 0..3 (files 01..04): best at 01, then 02.
+    assert sorted(os.listdir(tmp_path)) == ["best-01.weights.h5", "best-02.weights.h5"]
+    assert checkpoint.best == 0.0
+
+
+def test_variational_model_terms_are_monitorable():
+    ids = keras.Input((3,), dtype="int32")
+    h = keras.layers.GlobalAveragePooling1D()(vtrain.layers.VariationalEmbedding(10, 2)(ids))
+    model = vtrain.VariationalModel(ids, keras.layers.Dense(2)(h), weight_decay=1e-3)
+    model.compile(optimizer=vtrain.optimizers.LazyAdam(0.01))
+    x, y = np.arange(24).reshape(8, 3) % 10, np.arange(8) % 2
+    callbacks_ = [keras.callbacks.EarlyStopping(monitor=f"val_{term}", patience=100)
+                  for term in ("cross_entropy", "kl", "loss")]
+    history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
+                        callbacks=callbacks_).history
+    assert len(history["loss"]) == 2
+    assert all(c.monitor_op is ops.less for c in callbacks_)

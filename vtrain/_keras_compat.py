@@ -33,8 +33,55 @@ from keras.src.models.functional import Functional  # noqa: E402
 # name; Keras keeps that mapping in this registry.
 from keras.src.saving.object_registration import GLOBAL_CUSTOM_NAMES  # noqa: E402
 
+# Keras's monitor callbacks look for a metric's direction only among the
+# metrics of a MetricsList (or CompileMetrics) in `model.metrics`.
+from keras.src.trainers.compile_utils import MetricsList  # noqa: E402
+
 # ModelCheckpoint's own progress message, printed the way Keras prints it.
 from keras.src.utils.io_utils import print_msg  # noqa: E402
+
+
+class LowerIsBetterMean(keras.metrics.Mean):
+    """A `keras.metrics.Mean` that tells Keras's callbacks lower is better.
+
+    `EarlyStopping`, `ModelCheckpoint` and `ReduceLROnPlateau` with the
+    default `mode="auto"` read the private `_direction` attribute of the
+    metric named like the monitored value (Keras's accuracy metrics set it
+    to `"up"`); a plain `Mean` has none, and the callback raises.
+
+    Example:
+    >>> LowerIsBetterMean(name="kl")._direction
+    'down'
+    """
+
+    _direction = "down"
+
+
+class MetricGroup(MetricsList):
+    """Metrics reported together in `model.metrics`, each under its own name.
+
+    A `MetricsList` because that is where Keras 3.15's
+    `MonitorCallback._set_monitor_op` looks for a metric's `_direction`;
+    `result()` returns `{name: value}`, which `get_metrics_result()` merges
+    into the logs as it does for Keras's compiled metrics.
+
+    Example:
+    >>> group = MetricGroup(name="terms")
+    >>> group.add(LowerIsBetterMean(name="kl")).update_state(2.0)
+    >>> {name: float(value) for name, value in group.result().items()}
+    {'kl': 2.0}
+    """
+
+    def __init__(self, name):
+        super().__init__([], name=name)
+
+    def add(self, metric):
+        """Appends `metric` (tracked: its variables are the group's); returns it."""
+        self.metrics.append(metric)
+        return metric
+
+    def result(self):
+        return {metric.name: metric.result() for metric in self.metrics}
 
 
 def compute_output_spec(function, *args):

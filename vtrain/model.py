@@ -10,7 +10,8 @@ from vtrain import _keras_compat, schedules
 from vtrain.callbacks import EpochScheduler
 from vtrain.optimizers import SparseLossScaleOptimizer
 
-_RESERVED_NAMES = ("loss", "learning_rate")
+REGULARIZATION = "regularization"
+_RESERVED_NAMES = ("loss", "learning_rate", REGULARIZATION)
 
 
 class _Trackers:
@@ -18,11 +19,14 @@ class _Trackers:
 
     Terms are only known once `compute_losses` has been traced, after a
     subclassed model has been built and its state locked; the trackers are
-    reported through `Model.metrics` instead.
+    reported through `Model.metrics` instead, grouped (see
+    `_keras_compat.MetricGroup`) and lower-is-better, so that Keras's
+    monitor callbacks infer their direction as they do for `loss`.
     """
 
     def __init__(self):
-        self.total = keras.metrics.Mean(name="loss")
+        self.total = _keras_compat.LowerIsBetterMean(name="loss")
+        self.terms = _keras_compat.MetricGroup(name="terms")
         self.by_name = {}
 
 
@@ -36,6 +40,13 @@ class Model(keras.Model):
     `<term>_weight` and the `learning_rate`: in the progress bar, `History`,
     TensorBoard, and as `val_*` for validation data. Epoch logs are exact
     epoch means (weighted by batch size), not last-batch values.
+
+    Plain Keras losses count too: the sum of `self.losses` (layer
+    `kernel_regularizer`/`activity_regularizer`s and `add_loss()` in
+    `call`) is added as the term `regularization` (weight 1, logged like
+    the others) when the model has any. Every term, `loss` and their
+    `val_` forms can be monitored by `EarlyStopping`, `ModelCheckpoint`
+    and `ReduceLROnPlateau` without `mode=`: lower is better.
 
     `model.epoch` is a non-trainable int64 variable, saved with the
     weights, set at the start of every epoch (from `fit`'s epoch index, so
@@ -78,7 +89,7 @@ class Model(keras.Model):
 
     def __new__(cls, *args, **kwargs):
         if _functional_arguments(args, kwargs) and not issubclass(cls, _keras_compat.Functional):
-            cls = _functional_variant(cls)
+            return super().__new__(_functional_variant(cls), *args, **kwargs)
         return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *args, loss_weights=None, learning_rate=None, **kwargs):
@@ -155,8 +166,9 @@ class Model(keras.Model):
         """
         for name, value, fix in (
             ("loss", loss, "return the term from compute_losses"),
-            ("metrics", metrics, "create keras.metrics in __init__ and "
-             "update them in compute_losses; they are logged automatically"),
+            ("metrics", metrics, ("create keras.metrics in __init__ and "
+                                  "update them in compute_losses; they are "
+                                  "logged automatically")),
         ):
             if value is not None:
                 raise ValueError(
@@ -195,16 +207,12 @@ class Model(keras.Model):
 
     @property
     def metrics(self):
-        return [
-            self._trackers.total,
-            *self._trackers.by_name.values(),
-            *super().metrics,
-        ]
+        return [self._trackers.total, self._trackers.terms, *super().metrics]
 
     def train_step(self, data):
         data = _without_missing(data)
         with tf.GradientTape() as tape:
-            terms = self._checked_terms(self.compute_losses(data, training=True))
+            terms = self._terms(data, training=True)
             total = self._weighted_total(terms)
             # The optimizer sums gradients over replicas: divide by their
             # count so per-replica means and global terms both count once.
@@ -217,7 +225,7 @@ class Model(keras.Model):
 
     def test_step(self, data):
         data = _without_missing(data)
-        terms = self._checked_terms(self.compute_losses(data, training=False))
+        terms = self._terms(data, training=False)
         total = self._weighted_total(terms)
         return self._update_trackers(total, terms, data)
 
@@ -321,21 +329,27 @@ class Model(keras.Model):
             lambda t: None if t is None else keras.KerasTensor(t.shape, t.dtype),
             _without_missing(data_batch),
         )
+
+        def terms_of(data):
+            # Keras records add_loss() (activity regularizers too) of a
+            # symbolic call only in a scope that collects losses.
+            with keras.StatelessScope(collect_losses=True, initialize_variables=False):
+                return self._terms(data, training=True)
+
         try:
-            terms = _keras_compat.compute_output_spec(
-                lambda data: self.compute_losses(data, training=True), symbolic
-            )
+            terms = _keras_compat.compute_output_spec(terms_of, symbolic)
         except Exception:  # noqa: BLE001
             # E.g. predict() data without labels: the trackers are then made
             # on the first real trace, which also reports any genuine error.
             return
-        if isinstance(terms, dict):
-            for name in terms:
-                self._tracker_for(name)
+        for name in terms:
+            self._tracker_for(name)
 
     def _tracker_for(self, name):
         if name not in self._trackers.by_name:
-            self._trackers.by_name[name] = keras.metrics.Mean(name=name)
+            self._trackers.by_name[name] = self._trackers.terms.add(
+                _keras_compat.LowerIsBetterMean(name=name)
+            )
         return self._trackers.by_name[name]
 
     def _with_scheduler(self, callbacks):
@@ -368,6 +382,15 @@ class Model(keras.Model):
                 "with a float learning rate."
             ) from error
         return value
+
+    def _terms(self, data, training):
+        """`compute_losses`'s terms, checked, plus `regularization` if any."""
+        terms = self._checked_terms(self.compute_losses(data, training=training))
+        # Read after compute_losses: add_loss() values exist once self(...) ran.
+        losses = self.losses
+        if losses:
+            terms[REGULARIZATION] = sum(ops.sum(ops.cast(x, "float32")) for x in losses)
+        return terms
 
     def _checked_terms(self, terms):
         if not isinstance(terms, dict) or not terms:
@@ -422,6 +445,14 @@ def _check_term_name(name, where):
         raise ValueError(
             f"Invalid loss term name {name!r} in {where}: expected a Python "
             "identifier-like string such as 'kl' or 'cross_entropy'."
+        )
+    if name == REGULARIZATION:
+        raise ValueError(
+            f"Invalid loss term name {name!r} in {where}: vtrain adds the "
+            "'regularization' term itself, the sum of the model's Keras losses "
+            "(layer regularizers and add_loss()). Rename your term; to change "
+            "the regularization's weight, change the regularizer's own factor "
+            "(e.g. keras.regularizers.L2(1e-4))."
         )
     if name in _RESERVED_NAMES or name.endswith("_weight"):
         raise ValueError(
