@@ -178,3 +178,76 @@ def test_json_array_item_errors_name_the_item(tmp_path):
 def test_data_error_is_a_value_error():
     assert issubclass(DataError, ValueError)
     assert issubclass(loaders.DataFileNotFoundError, FileNotFoundError)
+
+
+# The optional "group" field (and "source", kept when it is a string).
+
+def test_group_field_in_jsonl_json_and_tsv(tmp_path):
+    jsonl = write(tmp_path, "g.jsonl",
+                  '{"package": "libfoo-dev", "text": "t", "tags": ["a"], "group": " foo "}\n'
+                  '{"package": "bar", "text": "u", "tags": ["a"]}\n')
+    assert load_file(jsonl) == [
+        {"text": "t", "tags": ["a"], "package": "libfoo-dev", "group": "foo"},
+        {"text": "u", "tags": ["a"], "package": "bar"},
+    ]
+    array = write(tmp_path, "g.json", json.dumps([{"text": "t", "tags": ["a"], "group": "g"}]))
+    assert load_file(array) == [{"text": "t", "tags": ["a"], "group": "g"}]
+    tsv = write(tmp_path, "g.tsv", "Text\tTags\tGroup\nA web server\tweb::server\tnginx\n")
+    assert load_file(tsv) == [{"text": "A web server", "tags": ["web::server"],
+                               "group": "nginx"}]
+
+
+def test_files_without_group_load_as_before(tmp_path):
+    path = write(tmp_path, "d.jsonl", '{"id": 1, "text": "t", "tags": ["a"], "x": 2}\n')
+    assert load_file(path) == [{"text": "t", "tags": ["a"], "id": 1}]
+
+
+def test_source_is_kept_when_a_string_and_ignored_otherwise(tmp_path):
+    path = write(tmp_path, "s.jsonl", '{"text": "t", "tags": ["a"], "source": "foo"}\n'
+                 '{"text": "u", "tags": ["a"], "source": {"url": "http://x"}}\n')
+    assert load_file(path) == [{"text": "t", "tags": ["a"], "source": "foo"},
+                               {"text": "u", "tags": ["a"]}]
+
+
+def test_group_that_is_not_a_string(tmp_path):
+    path = write(tmp_path, "x.jsonl", '{"text": "t", "tags": ["a"]}\n'
+                 '{"text": "t", "tags": ["a"], "group": 7}\n')
+    assert error_of(path) == (
+        f"Invalid data in '{path}' line 2: \"group\" is a number (7), not a string. "
+        'Expected "group", when present, to be a non-empty string: examples with the '
+        "same group land in the same split (e.g. the packages built from one source). "
+        'Write it as a string ("group": "7") or remove the field.')
+
+
+@pytest.mark.parametrize("group, problem, fix", [
+    (["a"], '"group" is a list (["a"]), not a string',
+     "Give a string naming the group, or remove the field."),
+    (None, '"group" is null (null), not a string',
+     "Give a string naming the group, or remove the field."),
+    (" ", '"group" is an empty string', "Give the group a name, or remove the field"),
+])
+def test_group_type_and_empty_errors(tmp_path, group, problem, fix):
+    path = write(tmp_path, "x.jsonl", json.dumps({"text": "t", "tags": ["a"], "group": group}))
+    assert_names(error_of(path), path, 1, problem, 'Expected "group", when present', fix)
+
+
+def test_json_array_group_error_names_the_item(tmp_path):
+    path = write(tmp_path, "x.json", json.dumps([{"text": "t", "tags": ["a"], "group": True}]))
+    assert_names(error_of(path), path, None, 'item 1: "group" is a boolean (true), not a string')
+
+
+def test_tsv_with_group_header_needs_three_columns(tmp_path):
+    path = write(tmp_path, "x.tsv", "text\ttags\tgroup\nA server\tweb::server\n")
+    assert_names(error_of(path), path, 2, "found 2 tab-separated columns",
+                 "text<TAB>tag1,tag2<TAB>group", "add the line's group after a tab")
+
+
+def test_tsv_empty_group_cell(tmp_path):
+    path = write(tmp_path, "x.tsv", "text\ttags\tgroup\nA server\tweb::server\t \n")
+    assert_names(error_of(path), path, 2, '"group" is an empty string')
+
+
+def test_tsv_third_column_without_header_suggests_the_group_header(tmp_path):
+    path = write(tmp_path, "x.tsv", "A server\tweb::server\tnginx\n")
+    assert_names(error_of(path), path, 1, "found 3 tab-separated columns",
+                 "Replace the tabs", "'text<TAB>tags<TAB>group'")

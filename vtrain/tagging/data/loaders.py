@@ -3,17 +3,22 @@
 Every loader returns a list of examples, one dict each::
 
     {"text": "a non-empty string", "tags": ["sorted", "unique", "tags"],
-     "package": "optional name", "id": "optional id"}
+     "package": "optional name", "id": "optional id",
+     "group": "optional split group", "source": "optional source package"}
 
 Supported formats (chosen by the file name; a trailing ``.gz`` is allowed on
 any of them):
 
 - ``.jsonl`` / ``.json``: one JSON object per line with fields ``text``
   (string) and ``tags`` (list of strings, or one comma-separated string),
-  optionally ``package`` or ``id``; other fields are ignored. A ``.json``
-  file holding a single JSON array of such objects is accepted too.
+  optionally ``package`` or ``id`` (string or integer) and ``group`` (a
+  non-empty string: examples sharing a group land in one split); ``source``
+  is kept when it is a string (the bundled data's Debian source package);
+  other fields are ignored. A ``.json`` file holding a single JSON array of
+  such objects is accepted too.
 - ``.tsv``: two tab-separated columns ``text<TAB>tag1,tag2``, with an optional
-  header line ``text<TAB>tags``.
+  header line ``text<TAB>tags``; with the header ``text<TAB>tags<TAB>group``,
+  a third column gives each example's group.
 
 Blank lines are skipped. An example with no tag is rejected rather than
 silently dropped: a multi-label model cannot learn from it and it usually
@@ -41,8 +46,18 @@ TSV_EXPECTED = (
     "Expected two tab-separated columns per line: text<TAB>tag1,tag2 "
     "(an optional first line 'text<TAB>tags' is a header)."
 )
+TSV_GROUP_EXPECTED = (
+    "Expected three tab-separated columns per line: text<TAB>tag1,tag2<TAB>group "
+    "(the header line 'text<TAB>tags<TAB>group' announces the group column)."
+)
+GROUP_EXPECTED = (
+    'Expected "group", when present, to be a non-empty string: examples with the '
+    "same group land in the same split (e.g. the packages built from one source)."
+)
 SUPPORTED_EXTENSIONS = (".jsonl", ".json", ".tsv")
 OPTIONAL_ID_FIELDS = ("package", "id")
+TSV_HEADER = ["text", "tags"]
+TSV_GROUP_HEADER = ["text", "tags", "group"]
 
 
 class DataError(ValueError):
@@ -86,7 +101,7 @@ def load_file(path):
     Returns:
         A list of dicts with ``text`` (stripped string), ``tags`` (sorted list
         of unique, stripped tags) and, when the file has them, ``package`` /
-        ``id``.
+        ``id``, ``group`` (stripped string) and ``source`` (a string).
 
     Raises:
         DataFileNotFoundError: the file does not exist.
@@ -218,6 +233,12 @@ def _example_from_record(path, line, record, expected, item=None):
     for field in OPTIONAL_ID_FIELDS:
         if field in record:
             example[field] = _check_id(path, line, field, record[field], where, expected)
+    if "group" in record:
+        example["group"] = _check_group(path, line, record["group"], where)
+    # Informational (the bundled data's source package); a non-string
+    # "source" of the user's own is ignored like any other field, as before.
+    if isinstance(record.get("source"), str):
+        example["source"] = record["source"]
     return example
 
 
@@ -256,23 +277,43 @@ def _check_id(path, line, field, value, where, expected):
     return value
 
 
+def _check_group(path, line, group, where):
+    if not isinstance(group, str):
+        shown = json.dumps(group)
+        fix = (f'Write it as a string ("group": "{group}") or remove the field.'
+               if isinstance(group, (int, float)) and not isinstance(group, bool)
+               else "Give a string naming the group, or remove the field.")
+        raise DataError(path, line, f'{where}"group" is {_a(group)} ({shown}), not a '
+                        "string", GROUP_EXPECTED, fix)
+    if not group.strip():
+        raise DataError(path, line, f'{where}"group" is an empty string', GROUP_EXPECTED,
+                        "Give the group a name, or remove the field to split the example "
+                        "by its package / id / text.")
+    return group.strip()
+
+
 def _parse_tsv(path, lines):
     examples = []
+    expected, width = TSV_EXPECTED, 2
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         columns = line.split("\t")
-        if number == _first_nonblank(lines) and _is_header(columns):
+        if number == _first_nonblank(lines) and _header_of(columns):
+            if _header_of(columns) == TSV_GROUP_HEADER:
+                expected, width = TSV_GROUP_EXPECTED, 3
             continue
-        if len(columns) != 2:
+        if len(columns) != width:
             raise DataError(path, number, f"found {len(columns)} tab-separated column"
-                            f"{'s' if len(columns) != 1 else ''}", TSV_EXPECTED,
-                            _tsv_fix(line, columns))
-        text = _check_text(path, number, columns[0], "", TSV_EXPECTED)
-        examples.append({"text": text,
-                         "tags": _check_tags(path, number, columns[1], "", TSV_EXPECTED)})
+                            f"{'s' if len(columns) != 1 else ''}", expected,
+                            _tsv_fix(line, columns, width))
+        text = _check_text(path, number, columns[0], "", expected)
+        example = {"text": text, "tags": _check_tags(path, number, columns[1], "", expected)}
+        if width == 3:
+            example["group"] = _check_group(path, number, columns[2], "")
+        examples.append(example)
     if not examples:
-        raise DataError(path, None, "the file has a header but no examples", TSV_EXPECTED,
+        raise DataError(path, None, "the file has a header but no examples", expected,
                         "Add at least one example.")
     return examples
 
@@ -281,17 +322,24 @@ def _first_nonblank(lines):
     return next(number for number, line in enumerate(lines, start=1) if line.strip())
 
 
-def _is_header(columns):
-    return [column.strip().lower() for column in columns] == ["text", "tags"]
+def _header_of(columns):
+    """The header (``TSV_HEADER`` or ``TSV_GROUP_HEADER``) these columns spell, else None."""
+    names = [column.strip().lower() for column in columns]
+    return names if names in (TSV_HEADER, TSV_GROUP_HEADER) else None
 
 
-def _tsv_fix(line, columns):
+def _tsv_fix(line, columns, width=2):
     if len(columns) == 1 and line.lstrip().startswith("{"):
         return "The line looks like JSON: save JSON lines with a .jsonl extension."
     if len(columns) == 1 and "," in line:
         return ("The line has no tab: if this is a CSV file, convert it to tab-separated "
                 "columns.")
-    if len(columns) > 2:
+    if width == 3 and len(columns) == 2:
+        return "The header has a group column: add the line's group after a tab."
+    if width == 2 and len(columns) == 3:
+        return ("Replace the tabs inside the text with spaces, or, if the third column is "
+                "a group, start the file with the header line 'text<TAB>tags<TAB>group'.")
+    if len(columns) > width:
         return "Replace the tabs inside the text with spaces."
     return "Separate the text and its tags with one tab."
 
