@@ -11,10 +11,13 @@ only, about 2 s for the bundled data's 2,900 test x 23,500 train texts).
 Command line::
 
     python -m vtrain.tagging.data.near_duplicates [--path=FILE] [--threshold=0.8]
-        [--sample=0] [--ignore-groups]
+        [--sample=0] [--split-by=group|source|package]
 
 prints the rate at ``--threshold`` and at 0.5 for the splits
 `debtags.load_splits` makes (the bundled data by default), and a few pairs.
+``--split-by=source`` or ``package`` measures the splits the data would get
+if it were split by the source package only, or by the package name (the
+rule before groups).
 
 `near_twin_groups` is what the dataset builder uses to put near-twin texts
 of different Debian source packages in one split group: union-find over the
@@ -41,6 +44,7 @@ import numpy as np
 WORD = re.compile(r"[^\W_]+")
 DEFAULT_THRESHOLD = 0.8
 SECOND_THRESHOLD = 0.5
+SPLIT_BY = ("group", "source", "package")
 # Subtracted before rounding the minimum overlap up, so that a float product
 # such as 0.7 * 10 = 7.000000000000001 cannot shorten a prefix (which would
 # miss pairs). A longer prefix only adds candidates, which are then checked.
@@ -258,6 +262,29 @@ def near_duplicate_report(train, test, thresholds=(DEFAULT_THRESHOLD, SECOND_THR
     }
 
 
+def regroup(examples, split_by):
+    """Copies of ``examples`` whose split key is their ``group`` / ``source`` / package.
+
+    ``"group"`` leaves them as they are; ``"source"`` makes the source (when
+    there is one) the group; ``"package"`` removes the group, so that
+    `debtags.split_key` falls back to the package, id or text.
+
+    >>> example = {"package": "0ad-data", "source": "0ad-data", "group": "0ad"}
+    >>> [regroup([example], by)[0].get("group") for by in SPLIT_BY]
+    ['0ad', '0ad-data', None]
+    """
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"Invalid split_by: received {split_by!r}. Expected one of "
+                         f"{', '.join(SPLIT_BY)}.")
+    regrouped = []
+    for example in examples:
+        example = {k: v for k, v in example.items() if k != "group" or split_by == "group"}
+        if split_by == "source" and "source" in example:
+            example["group"] = example["source"]
+        regrouped.append(example)
+    return regrouped
+
+
 def _name(example):
     for field in ("package", "id"):
         if field in example:
@@ -285,9 +312,10 @@ def parse_args(argv):
                              "(default 0: all of them)")
     parser.add_argument("--min-tag-train-uses", type=int, default=5,
                         help="as in debtags.load_splits (default 5)")
-    parser.add_argument("--ignore-groups", action="store_true",
-                        help="split by package / id / text as if there were no group "
-                             "field (the split before source grouping), to measure the leak")
+    parser.add_argument("--split-by", choices=SPLIT_BY, default="group",
+                        help="group (default): the split as shipped; source: hash the "
+                             "source package only (no near-twin merging); package: hash "
+                             "the package / id / text, ignoring groups (the old rule)")
     parser.add_argument("--examples", type=int, default=5,
                         help="near-duplicate pairs to print (default 5)")
     args = parser.parse_args(argv)
@@ -311,31 +339,40 @@ def main(argv=None):
     except loaders.DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.ignore_groups:
-        examples = [{k: v for k, v in e.items() if k != "group"} for e in examples]
+    examples = regroup(examples, args.split_by)
     splits = debtags.split_examples(examples, args.min_tag_train_uses)
     train, test = splits["train"], splits["test"]
     if args.sample and args.sample < len(test):
         test = random.Random(0).sample(test, args.sample)
     thresholds = tuple(sorted({args.threshold, SECOND_THRESHOLD}, reverse=True))
     report = near_duplicate_report(train, test, thresholds)
-    rule = ("package / id / text (--ignore-groups)" if args.ignore_groups
-            else "group, else package / id / text")
+    rule = {"group": "group, else package / id / text",
+            "source": "source, else package / id / text (--split-by=source)",
+            "package": "package / id / text, groups ignored (--split-by=package)"}[args.split_by]
     print(f"data: {path}")
-    print(f"split by a hash of: {rule}; {len(train)} train, {len(test)} test examples"
-          + (f" (a sample of {len(splits['test'])})" if len(test) < len(splits["test"])
-             else ""))
+    print(f"split by a hash of: {rule}")
+    print(f"examples: {len(train)} train, {len(splits['validation'])} validation, "
+          f"{len(splits['test'])} test" + (f"; measured on a sample of {len(test)} test "
+                                            "examples" if len(test) < len(splits["test"])
+                                            else ""))
     for threshold in thresholds:
         print(f"test examples whose nearest training text has Jaccard >= {threshold:g}: "
               f"{report['counts'][threshold]} of {len(test)} "
               f"({100 * report['rates'][threshold]:.1f}%)")
     pairs = sorted(((similarity, position, index)
                     for position, (similarity, index) in enumerate(report["nearest"])
-                    if similarity >= args.threshold), key=lambda p: (-p[0], p[1]))
-    if pairs and args.examples > 0:
-        step = max(1, len(pairs) // args.examples)
-        print(f"examples of pairs at Jaccard >= {args.threshold:g} (test <- train):")
-        for similarity, position, index in pairs[::step][:args.examples]:
+                    if index is not None), key=lambda p: (-p[0], p[1]))
+    above = [pair for pair in pairs if pair[0] >= args.threshold]
+    if args.examples > 0 and pairs:
+        if above:
+            print(f"pairs at Jaccard >= {args.threshold:g}, spread over the "
+                  f"{len(above)} (test <- nearest train):")
+            shown = above[::max(1, len(above) // args.examples)][:args.examples]
+        else:
+            print(f"no pair at Jaccard >= {args.threshold:g}; the closest pairs "
+                  "(test <- nearest train):")
+            shown = pairs[:args.examples]
+        for similarity, position, index in shown:
             print(f"  {similarity:.3f}  {_name(test[position])} <- {_name(train[index])}")
             print(f"         test:  {_short(test[position]['text'])}")
             print(f"         train: {_short(train[index]['text'])}")
