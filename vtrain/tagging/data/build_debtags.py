@@ -1,13 +1,14 @@
 """Build the bundled Debian tag-recommendation dataset from apt's package lists.
 
-Each example is one Debian package: its English description (the text) and its
-debtags (the labels), e.g. ``devel::lang:python, role::program``. The inputs
-are the ``Packages`` list (which carries ``Tag:`` and ``Description-md5:``)
-and the ``Translation-en`` list (which carries the descriptions) of one
-release, both fetched from Debian's archive via apt::
+Each example is one Debian package: its English description (the text), its
+debtags (the labels), e.g. ``devel::lang:python, role::program``, its source
+package and its split group. The inputs are the ``Packages`` list (which
+carries ``Tag:``, ``Description-md5:`` and ``Source:``) and the
+``Translation-en`` list (which carries the descriptions) of one release, both
+fetched from Debian's archive via apt::
 
     apt-get -o Acquire::Languages=en update
-    python -m vtrain.tagging.data.build_debtags --output vtrain/data/debtags.jsonl.gz
+    python -m vtrain.tagging.data.build_debtags --output vtrain/tagging/data/debtags.jsonl.gz
 
 With no input flags the lists are found in ``/var/lib/apt/lists``; with
 ``--packages``, ``--translations`` and ``--release`` they can be given as
@@ -18,10 +19,14 @@ Steps: join the two lists on (package, Description-md5); text = short
 description + ". " + long description, with the deb822 continuation markers
 removed and whitespace normalised; drop placeholder tags (see
 `is_placeholder_tag`); keep packages left with at least one tag; remove exact
-duplicate texts, keeping the alphabetically first package; write gzip JSON
-lines sorted by package (byte-for-byte reproducible for a given zlib), and a
-``.json`` file beside it with the release, the command, the checksum and the
-counts.
+duplicate texts, keeping the alphabetically first package; source = the
+``Source:`` field without its version (the package's own name when absent,
+see `parse_source`); group = the source, merged across sources whose texts
+are near-twins (word-set Jaccard >= 0.8, see `near_duplicates.near_twin_groups`)
+so that the split (which hashes the group) keeps near-identical texts
+together; write gzip JSON lines sorted by package (byte-for-byte
+reproducible for a given zlib), and a ``.json`` file beside it with the
+release, the command, the checksum and the counts.
 
 >>> packages = '''Package: hello
 ... Description-md5: 1
@@ -34,7 +39,7 @@ counts.
 ... '''
 >>> examples, _ = build_examples(packages, translations)
 >>> examples
-[{'package': 'hello', 'text': 'example package. It prints a greeting.', 'tags': ['role::program', 'suite::gnu']}]
+[{'package': 'hello', 'source': 'hello', 'group': 'hello', 'text': 'example package. It prints a greeting.', 'tags': ['role::program', 'suite::gnu']}]
 """
 
 import argparse
@@ -50,12 +55,16 @@ import statistics
 import subprocess
 import sys
 
+from vtrain.tagging.data import near_duplicates
+
 DEFAULT_LISTS_DIR = "/var/lib/apt/lists"
 APT_UPDATE_COMMAND = "apt-get -o Acquire::Languages=en update"
 APT_HELPER = "/usr/lib/apt/apt-helper"
 RELEASE_FIELDS = ("Origin", "Label", "Suite", "Codename", "Version", "Date", "Description")
 GZIP_LEVEL = 9
 PLACEHOLDER_VALUES = ("todo", "to-do")
+FIELDS = ("package", "source", "group", "text", "tags")
+NEAR_TWIN_THRESHOLD = near_duplicates.DEFAULT_THRESHOLD
 
 
 class BuildError(RuntimeError):
@@ -96,6 +105,24 @@ def parse_tags(value):
     ['role::program', 'suite::gnu', 'use::editing']
     """
     return [tag.strip() for tag in value.split(",") if tag.strip()]
+
+
+def parse_source(stanza):
+    """The source package of a ``Packages`` stanza, without a version.
+
+    ``Source:`` is absent when the source has the binary's name, and carries
+    the source version in parentheses when it differs from the binary's
+    (``Source: foo (1.2-3)``).
+
+    >>> parse_source({"Package": "0ad-data", "Source": "0ad-data"})
+    '0ad-data'
+    >>> parse_source({"Package": "libfoo-dev", "Source": "foo (1.2-3)"})
+    'foo'
+    >>> parse_source({"Package": "hello"})
+    'hello'
+    """
+    words = stanza.get("Source", "").split()
+    return words[0] if words else stanza.get("Package")
 
 
 def is_placeholder_tag(tag):
@@ -160,41 +187,47 @@ def read_descriptions(translations_text):
 
 
 def read_tags(packages_text):
-    """Returns (number of stanzas, {(package, Description-md5): set of tags}).
+    """Returns (number of stanzas, {(package, Description-md5): set of tags}, {package: source}).
 
     Only the first tagged description of each package is kept; stanzas of the
-    same package and description (several versions) pool their tags.
+    same package and description (several versions) pool their tags. The
+    source is that of the package's first tagged stanza (`parse_source`).
 
-    >>> stanzas, tag_sets = read_tags("Package: a\\nDescription-md5: 1\\nTag: x\\n\\n"
+    >>> stanzas, tag_sets, sources = read_tags(
+    ...     "Package: a\\nSource: s (1)\\nDescription-md5: 1\\nTag: x\\n\\n"
     ...     "Package: a\\nDescription-md5: 1\\nTag: y\\n\\nPackage: b\\n")
-    >>> stanzas, sorted(tag_sets[("a", "1")])
-    (3, ['x', 'y'])
+    >>> stanzas, sorted(tag_sets[("a", "1")]), sources
+    (3, ['x', 'y'], {'a': 's'})
     """
-    stanzas, first_key, tag_sets = 0, {}, {}
+    stanzas, first_key, tag_sets, sources = 0, {}, {}, {}
     for stanza in parse_deb822(packages_text):
         stanzas += 1
         tags = parse_tags(stanza.get("Tag", ""))
         key = (stanza.get("Package"), stanza.get("Description-md5"))
         if tags and first_key.setdefault(key[0], key) == key:
             tag_sets.setdefault(key, set()).update(tags)
-    return stanzas, tag_sets
+            sources.setdefault(key[0], parse_source(stanza))
+    return stanzas, tag_sets, sources
 
 
 def build_examples(packages_text, translations_text):
     """Joins the two lists into sorted, de-duplicated examples.
 
-    Returns (examples, stages): examples are dicts with ``package``, ``text``
-    and ``tags`` (sorted); stages counts what each step kept or dropped. A
-    package listed in several stanzas (several versions in one release) gets
-    the union of the tags of the stanzas sharing its first description.
+    Returns (examples, stages): examples are dicts with ``package``,
+    ``source``, ``group``, ``text`` and ``tags`` (sorted); stages counts what
+    each step kept or dropped. A package listed in several stanzas (several
+    versions in one release) gets the union of the tags of the stanzas
+    sharing its first description. The group is the source, merged across
+    sources with near-twin texts (`near_duplicates.near_twin_groups` at
+    Jaccard >= ``NEAR_TWIN_THRESHOLD``).
 
-    >>> p = "Package: b\\nDescription-md5: 1\\nTag: x::TODO, y::z\\n"
+    >>> p = "Package: b\\nSource: bee (2)\\nDescription-md5: 1\\nTag: x::TODO, y::z\\n"
     >>> t = "Package: b\\nDescription-md5: 1\\nDescription-en: B\\n"
     >>> build_examples(p, t)[0]
-    [{'package': 'b', 'text': 'B', 'tags': ['y::z']}]
+    [{'package': 'b', 'source': 'bee', 'group': 'bee', 'text': 'B', 'tags': ['y::z']}]
     """
     descriptions = read_descriptions(translations_text)
-    stanzas, tag_sets = read_tags(packages_text)
+    stanzas, tag_sets, sources = read_tags(packages_text)
     with_text, kept, dropped_uses = 0, {}, {}
     for (package, md5), tags in sorted(tag_sets.items()):
         if (package, md5) not in descriptions:
@@ -205,9 +238,10 @@ def build_examples(packages_text, translations_text):
                 dropped_uses[tag] = dropped_uses.get(tag, 0) + 1
         real = sorted(tag for tag in tags if not is_placeholder_tag(tag))
         if real:
-            kept[package] = {"package": package, "text": descriptions[(package, md5)],
-                             "tags": real}
+            kept[package] = {"package": package, "source": sources[package],
+                             "text": descriptions[(package, md5)], "tags": real}
     examples = deduplicate_texts([kept[package] for package in sorted(kept)])
+    examples, merged = add_groups(examples)
     stages = {
         "package_stanzas": stanzas,
         "tagged_packages": len(tag_sets),
@@ -215,8 +249,38 @@ def build_examples(packages_text, translations_text):
         "with_non_placeholder_tag": len(kept),
         "duplicate_texts_removed": len(kept) - len(examples),
         "placeholder_tag_uses_dropped": dict(sorted(dropped_uses.items())),
+        "near_twin_threshold": NEAR_TWIN_THRESHOLD,
+        "sources_merged_with_near_twins": merged,
     }
     return examples, stages
+
+
+def add_groups(examples, threshold=NEAR_TWIN_THRESHOLD):
+    """Adds each example's split ``group``: its source, merged over near-twin texts.
+
+    Returns (examples with a ``group`` after ``source``, number of sources
+    that joined another source's group). Two examples whose word sets have
+    Jaccard >= ``threshold`` end up in one group, and with them every other
+    example of both sources (union-find); the group is named after its
+    alphabetically first source.
+
+    >>> examples, merged = add_groups([
+    ...     {"package": "a", "source": "a", "text": "tool to edit text files"},
+    ...     {"package": "b", "source": "b", "text": "tool to edit text files fast"},
+    ...     {"package": "b-doc", "source": "b", "text": "docs"},
+    ...     {"package": "c", "source": "c", "text": "other"}])
+    >>> [e["group"] for e in examples], merged
+    (['a', 'a', 'a', 'c'], 1)
+    """
+    sources = [example["source"] for example in examples]
+    groups = near_duplicates.near_twin_groups(sources, [e["text"] for e in examples],
+                                              threshold)
+    grouped = []
+    for example, group in zip(examples, groups):
+        with_group = dict(example, group=group)
+        grouped.append({field: with_group[field] for field in FIELDS if field in with_group})
+    merged = len({s for s, g in zip(sources, groups) if s != g})
+    return grouped, merged
 
 
 def deduplicate_texts(examples):
@@ -236,6 +300,9 @@ def deduplicate_texts(examples):
 def summarize(examples):
     """The headline counts of a list of examples (as written to debtags.json).
 
+    When every example has a ``source`` (``group``), the number of distinct
+    source packages (split groups) is counted too.
+
     >>> summarize([{"text": "a b c", "tags": ["x", "y"]}, {"text": "d", "tags": ["x"]}])
     {'packages': 2, 'distinct_tags': 2, 'tags_with_at_least_10_uses': 0, 'median_words_per_text': 2.0, 'mean_tags_per_package': 1.5}
     """
@@ -243,7 +310,7 @@ def summarize(examples):
     for example in examples:
         for tag in example["tags"]:
             uses[tag] = uses.get(tag, 0) + 1
-    return {
+    counts = {
         "packages": len(examples),
         "distinct_tags": len(uses),
         "tags_with_at_least_10_uses": sum(1 for count in uses.values() if count >= 10),
@@ -252,16 +319,20 @@ def summarize(examples):
         "mean_tags_per_package": round(sum(len(e["tags"]) for e in examples)
                                        / len(examples), 3),
     }
+    for field, name in (("source", "source_packages"), ("group", "split_groups")):
+        if all(field in example for example in examples):
+            counts[name] = len({example[field] for example in examples})
+    return counts
 
 
 def jsonl_bytes(examples):
-    """Serialises examples as UTF-8 JSON lines with a fixed key order.
+    """Serialises examples as UTF-8 JSON lines with the fixed key order of ``FIELDS``.
 
-    >>> jsonl_bytes([{"package": "p", "text": "t", "tags": ["a"]}])
-    b'{"package": "p", "text": "t", "tags": ["a"]}\\n'
+    >>> jsonl_bytes([{"tags": ["a"], "text": "t", "group": "s", "source": "s", "package": "p"}])
+    b'{"package": "p", "source": "s", "group": "s", "text": "t", "tags": ["a"]}\\n'
     """
-    lines = (json.dumps({"package": e["package"], "text": e["text"], "tags": e["tags"]},
-                        ensure_ascii=False) + "\n" for e in examples)
+    lines = (json.dumps({field: e[field] for field in FIELDS}, ensure_ascii=False) + "\n"
+             for e in examples)
     return "".join(lines).encode("utf-8")
 
 

@@ -1,14 +1,16 @@
 """The bundled Debian tag-recommendation dataset: load it, split it, filter its tags.
 
-Each example is one Debian 12 package: its English description and its
-debtags. See docs/data.md for where it comes from and how it is rebuilt.
+Each example is one Debian 12 package: its English description, its
+debtags, its source package and its split group (the source, merged across
+sources with near-twin descriptions). See docs/data.md for where it comes
+from and how it is rebuilt.
 
 >>> splits = load_splits()
 >>> sorted(splits)
 ['tags', 'test', 'train', 'validation']
 >>> example = splits["train"][0]
 >>> sorted(example)
-['package', 'tags', 'text']
+['group', 'package', 'source', 'tags', 'text']
 """
 
 import hashlib
@@ -19,7 +21,8 @@ from vtrain.tagging.data import loaders
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "debtags.jsonl.gz")
 METADATA_PATH = os.path.join(os.path.dirname(DEFAULT_PATH), "debtags.json")
-REBUILD_COMMAND = "python -m vtrain.tagging.data.build_debtags --output vtrain/data/debtags.jsonl.gz"
+REBUILD_COMMAND = ("python -m vtrain.tagging.data.build_debtags "
+                   "--output vtrain/tagging/data/debtags.jsonl.gz")
 SPLITS = ("train", "validation", "test")
 SPLIT_KEY_FIELDS = ("group", "package", "id", "text")
 
@@ -29,7 +32,7 @@ class ChecksumError(loaders.DataError):
 
 
 def load_examples(path=DEFAULT_PATH):
-    """Reads examples (dicts with ``text``, ``tags`` and ``package``) from a data file.
+    """Reads examples (dicts with ``text``, ``tags``, ``package``, ...) from a data file.
 
     The default is the bundled dataset, whose sha256 is checked against
     debtags.json first; any other path is read with `loaders.load_file` as
@@ -66,11 +69,12 @@ def verify_checksum(path=DEFAULT_PATH, metadata_path=METADATA_PATH):
 
 
 def split_of(key):
-    """Returns "train", "validation" or "test" for a package name (80/10/10).
+    """Returns "train", "validation" or "test" for a split key (80/10/10).
 
-    The split is a pure function of the name (sha256, not Python's salted
-    ``hash``), so it is the same on every machine and does not move when
-    other packages are added or removed.
+    The key is a group or package name (see `split_key`). The split is a pure
+    function of it (sha256, not Python's salted ``hash``), so it is the same
+    on every machine and does not move when other groups are added or
+    removed.
 
     >>> split_of("vim"), split_of("gimp"), split_of("tmux")
     ('train', 'validation', 'test')
@@ -94,11 +98,15 @@ def split_key(example):
     for field in SPLIT_KEY_FIELDS:
         if field in example:
             return str(example[field])
-    raise ValueError(f"Example has none of the fields package, id, text: {example!r}")
+    raise ValueError(f"Example has none of the fields {', '.join(SPLIT_KEY_FIELDS)}: "
+                     f"{example!r}")
 
 
 def split_examples(examples, min_tag_train_uses=5):
-    """Splits examples 80/10/10 by `split_of` and keeps the tags frequent in train.
+    """Splits examples 80/10/10 by `split_of` of `split_key` and keeps the tags frequent in train.
+
+    All examples with one key (one ``group``) land in the same split, so the
+    split sizes are only about 80/10/10 when groups are large.
 
     A tag is kept when at least ``min_tag_train_uses`` train examples carry it
     (counting train only, so validation and test leak nothing into the label

@@ -111,7 +111,8 @@ def load_tag_data(
     Args:
         path: a user data file (`.jsonl`, `.json`, `.tsv`, optionally `.gz`;
             see `vtrain.tagging.data.loaders`), or None / "" for the bundled Debian
-            dataset. Either way it is split 80/10/10 by `debtags.split_of`.
+            dataset. Either way it is split 80/10/10 by `debtags.split_of`
+            of each example's group (else its package, id or text).
         sequence_length: tokens kept per text (the first ones; shorter texts
             are padded with id 0).
         min_word_count: a word enters the vocabulary when it occurs at least
