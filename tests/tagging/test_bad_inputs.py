@@ -105,7 +105,7 @@ def test_a_split_left_empty_by_unknown_tags(config, tmp_path):
     assert fails(config, tmp_path / "run") == (
         f"Cannot build the data of --config.data: The test split of {config.data.path} "
         "is empty after keeping tags with at least 1 training uses. Expected examples "
-        "in every split (80/10/10 by a hash of the package or id). Use more data or a "
+        "in every split (80/10/10 by a hash of the group, package or id). Use more data or a "
         "smaller min_tag_train_uses.")
 
 

@@ -162,7 +162,7 @@ def load_tag_data(
             raise ValueError(
                 f"The {name} split of {source} is empty after keeping tags with "
                 f"at least {min_tag_train_uses} training uses. Expected examples "
-                "in every split (80/10/10 by a hash of the package or id). Use "
+                "in every split (80/10/10 by a hash of the group, package or id). Use "
                 "more data or a smaller min_tag_train_uses."
             )
 
