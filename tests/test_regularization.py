@@ -151,7 +151,7 @@ def test_regularization_is_a_reserved_term_name(where):
             x, _ = data
             return {"regularization": ops.mean(self(x))}
 
-    expected = r"Invalid loss term name 'regularization' in %s: vtrain adds" % where
+    expected = rf"Invalid loss term name 'regularization' in {where}: vtrain adds"
     if where == "loss_weights":
         with pytest.raises(ValueError, match=expected):
             Regularized(loss_weights={"regularization": 2.0})
@@ -160,3 +160,33 @@ def test_regularization_is_a_reserved_term_name(where):
     model.compile(optimizer="sgd")
     with pytest.raises(ValueError, match=expected):
         model.fit(*data(), epochs=1, verbose=0)
+
+
+def test_the_last_call_of_the_model_counts_as_in_keras():
+    # Keras clears add_loss() values at each outer call: a second self(...)
+    # in compute_losses replaces the first call's activity losses.
+    class TwoCalls(Regularized):
+        def compute_losses(self, data, training):
+            x, y = data
+            self(x)
+            return {"mse": ops.mean(ops.square(self(2.0 * x)[:, 0] - y))}
+
+    x, y = data(6)
+    model = TwoCalls(kernel_regularizer=None, added=False)
+    model.compile(optimizer="sgd")
+    logs = model.evaluate(x, y, batch_size=6, verbose=0, return_dict=True)
+    _, penalty = numpy_terms(model, 2.0 * x, y, kernel=False, added=False)
+    assert logs["regularization"] == pytest.approx(penalty, rel=1e-5)
+
+
+def test_sublayers_called_directly_count_too():
+    class Direct(Regularized):
+        def compute_losses(self, data, training):
+            x, y = data
+            return {"mse": ops.mean(ops.square(self.added(self.dense(x))[:, 0] - y))}
+
+    x, y = data(6)
+    model = Direct()
+    model.compile(optimizer="sgd")
+    logs = model.evaluate(x, y, batch_size=6, verbose=0, return_dict=True)
+    assert logs["regularization"] == pytest.approx(numpy_terms(model, x, y)[1], rel=1e-5)

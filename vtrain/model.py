@@ -1,5 +1,6 @@
 """`vtrain.Model`: a `keras.Model` whose loss is any number of named terms."""
 
+import threading
 import warnings
 
 import keras
@@ -124,6 +125,7 @@ class Model(keras.Model):
             for term, schedule in self.loss_weight_schedules.items()
         }
         self._trackers = _Trackers()
+        self._step_state = threading.local()  # per replica thread: see __call__
 
     def compute_losses(self, data, training):
         """The one hook: return `{term name: scalar tensor}` for a batch.
@@ -229,6 +231,17 @@ class Model(keras.Model):
         total = self._weighted_total(terms)
         return self._update_trackers(total, terms, data)
 
+    def __call__(self, *args, **kwargs):
+        outputs = super().__call__(*args, **kwargs)
+        calls = getattr(self._step_state, "calls", None)
+        if calls is not None:
+            # Under MirroredStrategy the replicas trace the step in turn, in
+            # threads, sharing every layer's add_loss() list: keep this
+            # replica's losses now, before compute_losses yields to another
+            # replica (at an all-reduce, such as example_mean's).
+            calls.append(self.losses)
+        return outputs
+
     def fit(self, *args, callbacks=None, **kwargs):
         return super().fit(*args, callbacks=self._with_scheduler(callbacks), **kwargs)
 
@@ -289,7 +302,8 @@ class Model(keras.Model):
                 f"{type(self).__name__}: the {what} schedule {schedule!r} is a "
                 "plain callable and cannot be saved; the saved config holds "
                 f"{fallback!r} instead (the value in force now). Use a "
-                "vtrain.schedules factory to save the schedule itself."
+                "vtrain.schedules factory to save the schedule itself.",
+                stacklevel=2,
             )
             if fallback is None:
                 return None
@@ -384,13 +398,41 @@ class Model(keras.Model):
         return value
 
     def _terms(self, data, training):
-        """`compute_losses`'s terms, checked, plus `regularization` if any."""
-        terms = self._checked_terms(self.compute_losses(data, training=training))
-        # Read after compute_losses: add_loss() values exist once self(...) ran.
-        losses = self.losses
+        """`compute_losses`'s terms, checked, plus `regularization` if any.
+
+        The Keras losses are those of the last `self(...)` call inside
+        `compute_losses` (as Keras's own step counts them), or `self.losses`
+        at its end if it never calls the model itself.
+        """
+        self._step_state.calls = []
+        try:
+            terms = self._checked_terms(self.compute_losses(data, training=training))
+        finally:
+            calls, self._step_state.calls = self._step_state.calls, None
+        losses = calls[-1] if calls else self._losses_without_a_call()
         if losses:
             terms[REGULARIZATION] = sum(ops.sum(ops.cast(x, "float32")) for x in losses)
         return terms
+
+    def _losses_without_a_call(self):
+        losses = self.losses
+        weight_penalties = sum(
+            v.regularizer is not None for v in self.trainable_variables
+        )
+        if len(losses) == weight_penalties or not tf.distribute.has_strategy():
+            return losses
+        local_replicas = len(tf.distribute.get_strategy().extended.worker_devices)
+        if local_replicas > 1:
+            raise ValueError(
+                f"{type(self).__name__}.compute_losses never calls the model "
+                "itself (self(x)), but its layers add losses in call() "
+                "(add_loss() or an activity_regularizer) and it runs on "
+                f"{local_replicas} local replicas, which share those layers: "
+                "vtrain cannot tell which replica a loss belongs to. Expected "
+                "compute_losses to call self(x, training=training); or return "
+                "the value as a term of your own instead of add_loss()."
+            )
+        return losses
 
     def _checked_terms(self, terms):
         if not isinstance(terms, dict) or not terms:
