@@ -1,8 +1,11 @@
 """Tests for vtrain.distribute: strategies by name, `example_mean`, and the
-same training on one replica and on two (MirroredStrategy on 2 logical CPUs).
+same training on one replica and on two (MirroredStrategy on 2 logical CPUs,
+and MultiWorkerMirroredStrategy on two local processes): loss terms, Keras
+regularizers and learning-rate multipliers count once.
 
-The helpers at the top (`IdNoiseEmbedding`, `train`) are
-imported by the subprocess scripts here and by `tests/test_multi_worker.py`.
+The helpers at the top (`IdNoiseEmbedding`, `train`) are imported by the
+subprocess scripts here, by `tests/tagging/test_multi_worker.py` and by
+`tests/test_optimizers.py`.
 """
 
 import json
@@ -27,6 +30,7 @@ VOCAB, LENGTH, CLASSES = 12, 5, 3
 SUBPROCESS_TIMEOUT = 300  # seconds: a bound for a hung collective; ~20 s on 2 idle cores
 
 
+@keras.saving.register_keras_serializable(package="vtrain_tests")
 class IdNoiseEmbedding(VariationalEmbedding):
     """`VariationalEmbedding` whose training noise is a fixed function of the id.
 
@@ -48,7 +52,18 @@ class IdNoiseEmbedding(VariationalEmbedding):
         return mu * (1.0 + ops.exp(0.5 * tf.gather(log_alpha, ids)) * noise)
 
 
-MODELS = {"stock": vtrain.VariationalModel}
+MODELS = {
+    "stock": vtrain.VariationalModel,
+    # The output layer has Keras regularizers: the `regularization` term.
+    # A kernel regularizer is global (the same on every replica); an
+    # activity regularizer is a per-replica batch mean, exact on even splits.
+    "kernel_regularized": vtrain.VariationalModel,
+    "regularized": vtrain.VariationalModel,
+}
+OUTPUT_REGULARIZERS = {
+    "kernel_regularized": {"kernel_regularizer": "l2"},
+    "regularized": {"kernel_regularizer": "l2", "activity_regularizer": "l2"},
+}
 
 # name: (model, examples, batch size, optimizer, sample weights). 19 = 8 + 8
 # + 3: the last batch splits 2 + 1 on two replicas; 17 = 8 + 8 + 1: it
@@ -61,10 +76,20 @@ CASES = {
     "stock_one_plus_zero": ("stock", 17, 8, "sgd", False),
     "helper_uneven_weighted": ("stock", 19, 8, "sgd", True),
     "helper_one_plus_zero": ("stock", 17, 8, "lazy_adam", False),
-    # tests/test_multi_worker.py: the same as helper_uneven_weighted.
+    "multiplier_one_plus_zero": ("stock", 17, 8, "lazy_adam", False),
+    "regularized_even": ("regularized", 32, 8, "sgd", False),
+    "kernel_regularized_one_plus_zero": ("kernel_regularized", 17, 8, "sgd", False),
+    # tests/tagging/test_multi_worker.py: the same as helper_uneven_weighted.
     "multi_worker": ("stock", 19, 8, "sgd", True),
+    # test_two_workers_with_a_multiplier_match_one_process, below.
+    "multiplier_multi_worker": ("stock", 19, 8, "lazy_adam", True),
 }
-MIRRORED_CASES = [case for case in CASES if case != "multi_worker"]
+# Cases trained with LazyAdam(learning_rate_multipliers=...).
+MULTIPLIERS = {
+    "multiplier_one_plus_zero": {"log_alpha": 5.0},
+    "multiplier_multi_worker": {"log_alpha": 5.0},
+}
+MIRRORED_CASES = [case for case in CASES if "multi_worker" not in case]
 
 
 def make_data(examples, weighted, seed=0):
@@ -79,7 +104,7 @@ def build_model(kind):
     ids = keras.Input((LENGTH,), dtype="int32")
     h = IdNoiseEmbedding(VOCAB, 4, name="embed")(ids)
     h = keras.layers.GlobalAveragePooling1D()(h)
-    logits = keras.layers.Dense(CLASSES, name="out")(h)
+    logits = keras.layers.Dense(CLASSES, name="out", **OUTPUT_REGULARIZERS.get(kind, {}))(h)
     model = MODELS[kind](ids, logits, weight_decay=0.05)
     # The same initial weights in every process, whatever the strategy.
     rng = np.random.default_rng(42)
@@ -96,7 +121,8 @@ def train(strategy, case, epochs=2):
     xv, yv, _ = make_data(7, False, seed=1)  # 4 + 3: 2 + 2, then 2 + 1
     with strategy.scope():
         model = build_model(kind)
-        model.compile(optimizer=vtrain.optimizers.get(optimizer, 0.3))
+        model.compile(optimizer=vtrain.optimizers.get(
+            optimizer, 0.3, learning_rate_multipliers=MULTIPLIERS.get(case)))
     history = model.fit(
         x, y, sample_weight=weights, batch_size=batch_size, epochs=epochs,
         validation_data=(xv, yv), validation_batch_size=4, shuffle=False,
@@ -112,7 +138,10 @@ def compare(got, want):
         float(np.max(np.abs(np.array(a) - np.array(b)))) for a, b in zip(got_w, want_w)
     )
     logs = {}
-    for key in ("cross_entropy", "kl", "loss", "val_cross_entropy", "val_kl", "val_loss"):
+    keys = ["cross_entropy", "kl", "loss"]
+    if "regularization" in want_h:
+        keys.append("regularization")
+    for key in keys + [f"val_{key}" for key in keys]:
         a, b = np.array(got_h[key]), np.array(want_h[key])
         logs[key] = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-6)))
     return {"weights": weights, "logs": logs}
@@ -125,19 +154,56 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     import numpy as np
     from vtrain import distribute
     distribute.split_cpu(2)  # before anything initialises TensorFlow
-    from tests.test_distribute import MIRRORED_CASES, compare, train
+    import warnings
+    from tests.test_distribute import (
+        MIRRORED_CASES, compare, train, train_without_self_call)
+    from vtrain.optimizers import DensifiedGradientWarning
 
     mirrored = distribute.get_strategy("mirrored")
     one = distribute.get_strategy("none")
     results = {"replicas": mirrored.num_replicas_in_sync}
+    singles = {}
     for case in MIRRORED_CASES:
-        two = train(mirrored, case)
-        results[case] = compare(two, train(one, case))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            two = train(mirrored, case)
+        singles[case] = train(one, case)
+        results[case] = compare(two, singles[case])
         results[case]["finite_logs"] = bool(
             all(np.isfinite(v).all() for v in two[1].values()))
+        results[case]["densified_warnings"] = sum(
+            issubclass(w.category, DensifiedGradientWarning) for w in caught)
+        results[case]["history_keys"] = sorted(two[1])
+    # The same data and optimizer with and without the multiplier.
+    results["multiplier_effect"] = compare(
+        singles["multiplier_one_plus_zero"], singles["helper_one_plus_zero"])["weights"]
+    try:
+        train_without_self_call(mirrored)
+    except ValueError as error:
+        results["without_self_call"] = str(error)
     print(json.dumps(results))
     """
 )
+
+
+class _WithoutSelfCall(vtrain.Model):
+    """Calls its layers directly, not `self(x)`; one has an activity regularizer."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1, activity_regularizer="l2")
+
+    def compute_losses(self, data, training):
+        x, y = data
+        return {"mse": example_mean(ops.square(self.dense(x)[:, 0] - y))}
+
+
+def train_without_self_call(strategy):
+    x = np.ones((8, 2), "float32")
+    with strategy.scope():
+        model = _WithoutSelfCall()
+        model.compile(optimizer="sgd")
+    model.fit(x, x[:, 0], batch_size=8, epochs=1, verbose=0)
 
 
 @pytest.fixture(scope="module")
@@ -167,15 +233,32 @@ def test_mirrored_matches_one_replica(mirrored_results, case):
     assert result["finite_logs"], result
 
 
-@pytest.mark.parametrize("case", ["stock_uneven", "stock_one_plus_zero"])
-def test_mirrored_stock_model_on_uneven_batches(mirrored_results, case):
-    # With a plain ops.mean (before vtrain.distribute.example_mean): 2 + 1
-    # split, weights off by 0.087 after two epochs; 1 + 0 split,
-    # cross_entropy and loss logged as NaN every epoch.
-    result = mirrored_results[case]
-    assert result["finite_logs"], result
+def test_mirrored_learning_rate_multiplier_matches_one_replica(mirrored_results):
+    # LazyAdam(learning_rate_multipliers={"log_alpha": 5.0}), last batch 1 + 0.
+    result = mirrored_results["multiplier_one_plus_zero"]
     assert result["weights"] < 1e-5, result
     assert max(result["logs"].values()) < 1e-5, result
+    # Not vacuous: the multiplier moves the weights (by far more than 1e-5).
+    assert mirrored_results["multiplier_effect"] > 1e-2, mirrored_results
+
+
+@pytest.mark.parametrize("case", ["regularized_even", "kernel_regularized_one_plus_zero"])
+def test_mirrored_keras_regularizers_count_once(mirrored_results, case):
+    # Each replica adds the kernel penalty in full; the step divides the
+    # total by 2 and the optimizer sums: the penalty counts once, as logged.
+    result = mirrored_results[case]
+    assert "regularization" in result["logs"] and "val_regularization" in result["history_keys"]
+    assert result["weights"] < 1e-5, result
+    assert max(result["logs"].values()) < 1e-5, result
+
+
+def test_mirrored_add_loss_without_a_call_of_the_model_is_refused(mirrored_results):
+    # The replicas share the layers' add_loss() lists: without self(x) in
+    # compute_losses, vtrain cannot tell which replica's loss is which.
+    assert mirrored_results["without_self_call"].startswith(
+        "_WithoutSelfCall.compute_losses never calls the model itself (self(x)), "
+        "but its layers add losses in call()")
+    assert "on 2 local replicas" in mirrored_results["without_self_call"]
 
 
 # In-process: TensorFlow here has one CPU device and no strategy.
@@ -272,3 +355,39 @@ def test_reliability_doc_blocks_run():
     assert blocks
     for number, block in enumerate(blocks):
         exec(compile(block, f"docs/reliability.md[block {number}]", "exec"), {})
+
+
+_WORKER_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    from vtrain import distribute
+    # First TensorFlow call of the process: the strategy sets up collectives.
+    strategy = distribute.get_strategy("multi_worker")
+    from tests.test_distribute import train
+
+    weights, history = train(strategy, "multiplier_multi_worker")
+    with open(sys.argv[1], "w") as f:
+        json.dump({"replicas": strategy.num_replicas_in_sync, "weights": weights,
+                   "history": history}, f)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_workers_with_a_multiplier_match_one_process(tmp_path):
+    # MultiWorkerMirroredStrategy, two local processes, LazyAdam with
+    # log_alpha's learning rate x 5, sample weights, last batch split 2 + 1.
+    from tests import runs
+
+    outputs = [tmp_path / f"worker{index}.json" for index in range(2)]
+    runs.run_cluster(tmp_path, lambda index: [sys.executable, "-c", _WORKER_SCRIPT,
+                                              str(outputs[index])])
+    first, second = (json.loads(path.read_text()) for path in outputs)
+    assert first["replicas"] == second["replicas"] == 2
+    for a, b in zip(first["weights"], second["weights"]):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    one = train(distribute.get_strategy("none"), "multiplier_multi_worker")
+    diff = compare((first["weights"], first["history"]), one)
+    assert diff["weights"] < 1e-5, diff
+    assert max(diff["logs"].values()) < 1e-5, diff

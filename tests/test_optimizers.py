@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.test_distribute import build_model, make_data
+from vtrain import layers as vtrain_layers
 from vtrain import optimizers
+from vtrain.callbacks import AtomicBackupAndRestore
 from vtrain.optimizers import LazyAdam, SparseLossScaleOptimizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,7 +102,7 @@ def test_dense_gradient_uses_the_fused_kernel():
     step = tf.function(lambda g: opt.apply([g], [var]))
     graph = step.get_concrete_function(tf.TensorSpec((4, 1))).graph
     ops_used = {op.type for f in [graph, *graph._functions.values()]
-                for op in getattr(f, "get_operations", lambda: f.graph.get_operations())()}
+                for op in getattr(f, "get_operations", lambda f=f: f.graph.get_operations())()}
     assert "ResourceApplyAdam" in ops_used
 
 
@@ -385,6 +388,7 @@ def _dense_ops(fn, big_variables):
         {"amsgrad": True, "weight_decay": 0.01},
         {"global_clipnorm": 1.0},
         {"clipnorm": 1.0},
+        {"learning_rate_multipliers": {"big_table": 5.0}},
     ],
     ids=lambda kw: ",".join(kw) or "plain",
 )
@@ -398,14 +402,19 @@ def test_step_on_a_million_rows_creates_no_dense_table(kwargs):
     opt = LazyAdam(**kwargs)
     opt.build([table, bias])
     assert len(big(opt)) == (4 if kwargs.get("amsgrad") else 3)
-    step = lambda: opt.apply([_big_gradient(), tf.ones([8])], [table, bias])
+    def step():
+        return opt.apply([_big_gradient(), tf.ones([8])], [table, bias])
+
     assert _dense_ops(step, big(opt)) == []
 
     # The check does catch densification: Keras's Adam fails it.
+    kwargs.pop("learning_rate_multipliers", None)
     adam = keras.optimizers.Adam(**kwargs)
     adam.build([table, bias])
-    step = lambda: adam.apply([_big_gradient(), tf.ones([8])], [table, bias])
-    assert _dense_ops(step, big(adam)) != []
+    def dense_step():
+        return adam.apply([_big_gradient(), tf.ones([8])], [table, bias])
+
+    assert _dense_ops(dense_step, big(adam)) != []
 
 
 def test_sparse_finiteness_check_creates_no_dense_table():
@@ -437,3 +446,235 @@ def test_get_errors_name_the_problem():
 def test_docstring_examples_run():
     result = doctest.testmod(optimizers)
     assert result.attempted >= 10 and result.failed == 0
+
+
+# --------------------------------------------------------------------------
+# Learning-rate multipliers
+
+
+def _two_variables():
+    """A 6 x 3 table (sparse gradients) and a 6 x 1 `log_alpha` (dense)."""
+    rng = np.random.default_rng(3)
+    table = keras.Variable(rng.normal(size=(6, 3)).astype("float32"), name="table")
+    log_alpha = keras.Variable(rng.uniform(0, 3, (6, 1)).astype("float32"), name="log_alpha")
+    return table, log_alpha
+
+
+def _gradients(steps=4, seed=4):
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        rows = rng.choice(6, size=3, replace=True)  # a repeated id, some rows absent
+        yield (_slices(rng.normal(size=(3, 3)), rows, [6, 3]),
+               tf.constant(rng.normal(size=(6, 1)), "float32"))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1}, {"amsgrad": True}],
+                         ids=lambda kw: ",".join(kw) or "plain")
+@pytest.mark.parametrize("key", ["log_alpha", "table"], ids=["dense_path", "sparse_path"])
+def test_multiplier_is_adam_with_a_larger_learning_rate(key, kwargs):
+    lr, factor = 0.01, 5.0
+    got = _two_variables()
+    opt = LazyAdam(lr, learning_rate_multipliers={key: factor}, **kwargs)
+    # Reference 1: one optimizer per variable, the multiplied one at lr * factor.
+    ref = _two_variables()
+    ref_opts = [LazyAdam(lr * factor if v.name == key else lr, **kwargs) for v in ref]
+    # Reference 2: the old application code, `before + factor * (after - before)`.
+    old = _two_variables()
+    old_opt = LazyAdam(lr, **kwargs)
+    scaled = [v for v in old if v.name == key][0]
+    for grads in _gradients():
+        opt.apply(list(grads), list(got))
+        for g, v, o in zip(grads, ref, ref_opts):
+            o.apply([g], [v])
+        before = scaled.numpy()
+        old_opt.apply(list(grads), list(old))
+        scaled.assign(before + factor * (scaled.numpy() - before))
+    for g, r, o in zip(got, ref, old):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(g.numpy(), o.numpy(), rtol=1e-5, atol=1e-6)
+    for g, r, o in zip(got, ref, ref_opts):  # and the same moments
+        for mine, theirs in zip(_state(opt, g)[1:], _state(o, r)[1:]):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-7)
+    moved = [np.abs(g.numpy() - s.numpy()).max() for g, s in zip(got, _two_variables())]
+    assert min(moved) > 1e-3  # both variables trained
+
+
+def test_sgd_multiplier_with_momentum_matches_separate_optimizers():
+    got, ref = _two_variables(), _two_variables()
+    opt = optimizers.SGD(0.1, momentum=0.9, learning_rate_multipliers={"log_alpha": 3.0})
+    ref_opts = [keras.optimizers.SGD(0.1, momentum=0.9), keras.optimizers.SGD(0.3, momentum=0.9)]
+    for grads in _gradients():
+        opt.apply(list(grads), list(got))
+        for g, v, o in zip(grads, ref, ref_opts):
+            o.apply([g], [v])
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def _two_embeddings():
+    ids = keras.Input((2,), dtype="int32")
+    words = vtrain_layers.VariationalEmbedding(5, 2, name="words")(ids)
+    tags = vtrain_layers.VariationalEmbedding(5, 2, name="tags")(ids)
+    return keras.Model(ids, keras.layers.Add()([words, tags]), name="net")
+
+
+@pytest.mark.parametrize("multipliers, expected", [
+    ({"log_alpha": 5.0}, {"words/log_alpha": 5.0, "tags/log_alpha": 5.0}),
+    ({"words/log_alpha": 5.0}, {"words/log_alpha": 5.0}),
+    ({"tags/log_alpha": 2.0, "embeddings": 0.5},
+     {"tags/log_alpha": 2.0, "words/embeddings": 0.5, "tags/embeddings": 0.5}),
+    ({"log_alpha": 5.0, "words/log_alpha": 5.0}, {"words/log_alpha": 5.0, "tags/log_alpha": 5.0}),
+])
+def test_multiplier_keys_match_names_and_whole_path_suffixes(multipliers, expected):
+    model = _two_embeddings()
+    opt = LazyAdam(learning_rate_multipliers=multipliers)
+    opt.build(model.trainable_variables)
+    got = {v.path: opt.learning_rate_multiplier(v) for v in model.trainable_variables}
+    assert got == {path: expected.get(path, 1.0) for path in got}
+
+
+@pytest.mark.parametrize("multipliers, message", [
+    ({"alpha": 5.0}, r"key 'alpha' matches no variable\. Expected a variable name or a "
+                     r"'/'-separated path suffix of one of the 4 trained variables: "
+                     r"'words/embeddings', .*Did you mean 'log_alpha'\?"),
+    ({"log_alpha": 5.0, "words/log_alpha": 2.0},
+     r"gives the variable 'words/log_alpha' two factors: 'log_alpha': 5.0, "
+     r"'words/log_alpha': 2.0"),
+])
+def test_multiplier_keys_that_match_nothing_or_conflict_fail_at_build(multipliers, message):
+    model = _two_embeddings()
+    model.compile(optimizer=LazyAdam(learning_rate_multipliers=multipliers), loss="mse")
+    with pytest.raises(ValueError, match=message):
+        model.fit(np.zeros((2, 2), "int32"), np.zeros((2, 2, 2)), verbose=0)
+
+
+@pytest.mark.parametrize("multipliers, error, message", [
+    ([("log_alpha", 5.0)], TypeError, r"must be a dict .* received list"),
+    ({"log_alpha": 0.0}, ValueError, r"\['log_alpha'\]: received 0.0; expected a positive"),
+    ({"log_alpha": -1}, ValueError, r"received -1; expected a positive finite"),
+    ({"log_alpha": "5"}, ValueError, r"received '5'; expected a positive"),
+    ({"log_alpha": True}, ValueError, r"received True"),
+    ({"/log_alpha": 2.0}, ValueError, r"key '/log_alpha': expected a variable name"),
+    ({"": 2.0}, ValueError, r"key '': expected a variable name"),
+])
+def test_invalid_multipliers_say_what_was_received(multipliers, error, message):
+    with pytest.raises(error, match=message):
+        LazyAdam(learning_rate_multipliers=multipliers)
+
+
+def test_multipliers_survive_get_config_and_serialization():
+    opt = LazyAdam(0.02, weight_decay=0.1, learning_rate_multipliers={"log_alpha": 5})
+    config = opt.get_config()
+    assert config["learning_rate_multipliers"] == {"log_alpha": 5.0}
+    again = LazyAdam.from_config(config)
+    assert again.learning_rate_multipliers == {"log_alpha": 5.0}
+    assert again.get_config() == config
+    restored = keras.optimizers.deserialize(json.loads(json.dumps(keras.optimizers.serialize(opt))))
+    assert type(restored) is LazyAdam and restored.get_config() == config
+    # No multipliers: the config holds None, and older configs (no key) load.
+    assert LazyAdam().get_config()["learning_rate_multipliers"] is None
+    old = {k: v for k, v in LazyAdam().get_config().items() if k != "learning_rate_multipliers"}
+    assert LazyAdam.from_config(old).learning_rate_multipliers == {}
+
+
+def test_get_passes_multipliers_to_lazy_adam_and_sgd():
+    multipliers = {"log_alpha": 5.0}
+    lazy = optimizers.get("lazy_adam", 1e-3, learning_rate_multipliers=multipliers)
+    assert type(lazy) is LazyAdam and lazy.learning_rate_multipliers == multipliers
+    sgd = optimizers.get("sgd", 0.1, learning_rate_multipliers=multipliers)
+    assert type(sgd) is optimizers.SGD and sgd.learning_rate_multipliers == multipliers
+    assert type(optimizers.get("sgd", 0.1, learning_rate_multipliers={})) is keras.optimizers.SGD
+    with pytest.raises(ValueError, match=r"'adam' received learning_rate_multipliers=.*"
+                                         r"only \['lazy_adam', 'sgd'\] take them"):
+        optimizers.get("adam", 1e-3, learning_rate_multipliers=multipliers)
+    with pytest.raises(ValueError, match=r"learning_rate_multipliers=\{'log_alpha': 5.0\}.*"
+                                         r"pass learning_rate_multipliers=None"):
+        optimizers.get(LazyAdam(), learning_rate_multipliers=multipliers)
+
+
+def _log_alpha_model(multiplier):
+    """`tests.test_distribute`'s model (deterministic noise), LazyAdam with a multiplier."""
+    model = build_model("stock")
+    model.compile(optimizer=optimizers.get(
+        "lazy_adam", 0.05, learning_rate_multipliers={"log_alpha": multiplier}))
+    return model
+
+
+def test_keras_file_round_trip_keeps_the_multiplier(tmp_path):
+    x, y, _ = make_data(16, False)
+    model = _log_alpha_model(5.0)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.optimizer) is LazyAdam
+    assert loaded.optimizer.learning_rate_multipliers == {"log_alpha": 5.0}
+    log_alpha = [v for v in loaded.trainable_variables if v.name == "log_alpha"][0]
+    assert loaded.optimizer.learning_rate_multiplier(log_alpha) == 5.0
+    for m in (model, loaded):
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for got, want in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("simulated kill after epoch 1")
+
+
+def test_backup_and_restore_resume_keeps_the_multiplier(tmp_path):
+    x, y, _ = make_data(19, False)
+    fit = dict(batch_size=8, epochs=4, shuffle=False, verbose=0)
+    whole = _log_alpha_model(5.0)
+    whole.fit(x, y, **fit)
+    keras.utils.clear_session()  # the same layer names as in a new process
+    killed = _log_alpha_model(5.0)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        killed.fit(x, y, callbacks=[AtomicBackupAndRestore(tmp_path), _Interrupt()], **fit)
+    # A new process builds the same model and optimizer, then resumes.
+    keras.utils.clear_session()
+    resumed = _log_alpha_model(5.0)
+    history = resumed.fit(x, y, callbacks=[AtomicBackupAndRestore(tmp_path)], **fit).history
+    assert len(history["loss"]) == 2  # epochs 2 and 3
+    assert int(resumed.optimizer.iterations.numpy()) == 4 * 3
+    for got, want in zip(resumed.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # Not vacuous: without the multiplier the run ends elsewhere.
+    plain = _log_alpha_model(1.0)
+    plain.fit(x, y, **fit)
+    assert max(np.abs(a - b).max() for a, b in zip(plain.get_weights(), whole.get_weights())) > 1e-2
+
+
+@pytest.mark.parametrize("optimizer, row_wise", [
+    (LazyAdam(), True),
+    (LazyAdam(learning_rate_multipliers={"table": 2.0}), True),
+    (SparseLossScaleOptimizer(LazyAdam()), True),
+    (keras.optimizers.SGD(0.1), True),
+    (optimizers.SGD(0.1, learning_rate_multipliers={"table": 2.0}), True),
+    (keras.optimizers.SGD(0.1, momentum=0.9), False),
+    (keras.optimizers.SGD(0.1, weight_decay=0.01), False),
+    (keras.optimizers.Adam(), False),
+    (keras.optimizers.AdamW(), False),
+    (keras.optimizers.RMSprop(), False),
+    (keras.optimizers.Adagrad(), False),
+    (keras.optimizers.LossScaleOptimizer(LazyAdam()), False),
+    (SparseLossScaleOptimizer(keras.optimizers.Adam()), False),
+    (LazyAdam(use_ema=True), False),
+    (LazyAdam(gradient_accumulation_steps=2), False),
+], ids=lambda o: getattr(o, "name", str(o)))
+def test_is_row_wise(optimizer, row_wise):
+    assert optimizers.is_row_wise(optimizer) is row_wise
+
+
+@pytest.mark.parametrize("name", ["sgd", "sgd_multiplied"])
+def test_sgd_without_momentum_applies_sparse_gradients_row_wise(name):
+    # The claim behind is_row_wise(SGD()): no op touches all 1M rows.
+    table = keras.Variable(tf.zeros([_ROWS, 8]), name="big_table")
+    opt = (optimizers.SGD(0.1, learning_rate_multipliers={"big_table": 2.0})
+           if name == "sgd_multiplied" else keras.optimizers.SGD(0.1))
+    opt.build([table])
+
+    def step():
+        return opt.apply([_big_gradient()], [table])
+
+    assert _dense_ops(step, [table]) == []
