@@ -79,6 +79,7 @@ CASES = {
     "multiplier_one_plus_zero": ("stock", 17, 8, "lazy_adam", False),
     "regularized_even": ("regularized", 32, 8, "sgd", False),
     "kernel_regularized_one_plus_zero": ("kernel_regularized", 17, 8, "sgd", False),
+    "adam_even": ("stock", 32, 8, "adam", False),  # densifies: warned once
     # tests/tagging/test_multi_worker.py: the same as helper_uneven_weighted.
     "multi_worker": ("stock", 19, 8, "sgd", True),
     # test_two_workers_with_a_multiplier_match_one_process, below.
@@ -224,7 +225,7 @@ def mirrored_results():
 
 
 @pytest.mark.parametrize(
-    "case", ["stock_even", "helper_uneven_weighted", "helper_one_plus_zero"]
+    "case", ["stock_even", "helper_uneven_weighted", "helper_one_plus_zero", "adam_even"]
 )
 def test_mirrored_matches_one_replica(mirrored_results, case):
     result = mirrored_results[case]
@@ -259,6 +260,23 @@ def test_mirrored_add_loss_without_a_call_of_the_model_is_refused(mirrored_resul
         "_WithoutSelfCall.compute_losses never calls the model itself (self(x)), "
         "but its layers add losses in call()")
     assert "on 2 local replicas" in mirrored_results["without_self_call"]
+
+
+def test_mirrored_densifying_optimizer_is_warned_about_once(mirrored_results):
+    # Adam on the embedding's sparse gradient: one warning, not one per replica.
+    assert mirrored_results["adam_even"]["densified_warnings"] == 1
+    assert mirrored_results["helper_one_plus_zero"]["densified_warnings"] == 0  # LazyAdam
+
+
+@pytest.mark.parametrize("case", ["stock_uneven", "stock_one_plus_zero"])
+def test_mirrored_stock_model_on_uneven_batches(mirrored_results, case):
+    # With a plain ops.mean (before vtrain.distribute.example_mean): 2 + 1
+    # split, weights off by 0.087 after two epochs; 1 + 0 split,
+    # cross_entropy and loss logged as NaN every epoch.
+    result = mirrored_results[case]
+    assert result["finite_logs"], result
+    assert result["weights"] < 1e-5, result
+    assert max(result["logs"].values()) < 1e-5, result
 
 
 # In-process: TensorFlow here has one CPU device and no strategy.

@@ -1,7 +1,7 @@
 import warnings
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
@@ -287,3 +287,61 @@ def test_two_positional_sizes_do_not_make_a_functional_model():
     model = Sized(3, 2)
     assert not isinstance(model, keras.src.models.functional.Functional)
     assert model.dense.units == 2
+
+
+# --------------------------------------------------------------------------
+# No silent densification of sparse gradients.
+
+
+def embedding_model(layer, optimizer):
+    ids = keras.Input((4,), dtype="int32")
+    h = keras.layers.GlobalAveragePooling1D()(layer(50_000, 8, name="words")(ids))
+    model = vtrain.VariationalModel(ids, keras.layers.Dense(3)(h), weight_decay=1e-5)
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def densified_warnings(model, epochs=2):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 50_000, (32, 4)), rng.integers(0, 3, 32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, validation_data=(x, y))
+    return [str(w.message) for w in caught
+            if issubclass(w.category, vtrain.optimizers.DensifiedGradientWarning)]
+
+
+@pytest.mark.parametrize("layer", [vtrain.layers.VariationalEmbedding, vtrain.layers.GatherEmbedding])
+def test_adam_on_a_sparse_gradient_warns_once_naming_the_variable(layer):
+    messages = densified_warnings(embedding_model(layer, "adam"))
+    assert len(messages) == 1, messages  # 2 epochs of 4 steps, validation: one warning
+    assert messages[0].startswith(
+        "VariationalModel received sparse (tf.IndexedSlices) gradients for "
+        "'words/embeddings' (shape (50000, 8), 1.6 MB), but its optimizer, Adam, "
+        "applies them as dense updates")
+    assert "Fix: model.compile(optimizer=vtrain.optimizers.LazyAdam(...))" in messages[0]
+    assert "log_alpha" not in messages[0]  # its KL gradient is dense anyway
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda: vtrain.optimizers.LazyAdam(),
+    lambda: keras.optimizers.SGD(0.1),
+    lambda: vtrain.optimizers.LazyAdam(learning_rate_multipliers={"log_alpha": 5.0}),
+], ids=["lazy_adam", "sgd", "lazy_adam_multiplied"])
+def test_row_wise_optimizers_do_not_warn(optimizer):
+    assert densified_warnings(embedding_model(vtrain.layers.VariationalEmbedding, optimizer())) == []
+
+
+def test_keras_embedding_with_adam_warns_too():
+    # On this TF backend keras.layers.Embedding's gradient is IndexedSlices
+    # as well; Adam is what densifies it.
+    (message,) = densified_warnings(embedding_model(keras.layers.Embedding, "adam"))
+    assert "'words/embeddings' (shape (50000, 8), 1.6 MB)" in message
+
+
+def test_recompiling_with_another_densifying_optimizer_warns_again():
+    model = embedding_model(vtrain.layers.GatherEmbedding, "rmsprop")
+    assert len(densified_warnings(model, epochs=1)) == 1
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    (message,) = densified_warnings(model, epochs=1)
+    assert "its optimizer, SGD, applies them as dense updates" in message

@@ -4,10 +4,11 @@ import threading
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vtrain import _keras_compat, schedules
+from vtrain import _keras_compat, optimizers, schedules
 from vtrain.callbacks import EpochScheduler
 from vtrain.optimizers import SparseLossScaleOptimizer
 
@@ -29,6 +30,7 @@ class _Trackers:
         self.total = _keras_compat.LowerIsBetterMean(name="loss")
         self.terms = _keras_compat.MetricGroup(name="terms")
         self.by_name = {}
+        self.warned_densified = set()  # ids of optimizers already warned about
 
 
 class Model(keras.Model):
@@ -222,6 +224,7 @@ class Model(keras.Model):
             scaled = self.optimizer.scale_loss(total / replicas)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
+        self._warn_if_densified(gradients, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._update_trackers(total, terms, data)
 
@@ -433,6 +436,36 @@ class Model(keras.Model):
                 "the value as a term of your own instead of add_loss()."
             )
         return losses
+
+    def _warn_if_densified(self, gradients, variables):
+        """Warns once per optimizer if it would apply a sparse gradient densely."""
+        optimizer, warned = self.optimizer, self._trackers.warned_densified
+        if id(optimizer) in warned or optimizers.is_row_wise(optimizer):
+            return
+        sparse = [v for g, v in zip(gradients, variables) if isinstance(g, tf.IndexedSlices)]
+        if not sparse:
+            return
+        warned.add(id(optimizer))
+        name = type(getattr(optimizer, "inner_optimizer", optimizer)).__name__
+        tables = ", ".join(
+            f"{v.path!r} (shape {tuple(v.shape)}, "
+            f"{np.prod(v.shape) * np.dtype(v.dtype).itemsize / 1e6:.3g} MB)"
+            for v in sparse
+        )
+        warnings.warn(
+            f"{type(self).__name__} received sparse (tf.IndexedSlices) gradients "
+            f"for {tables}, but its optimizer, {name}, applies them as dense "
+            "updates: every step reads and writes the whole table and its "
+            "optimizer state, however few rows the batch touched. Expected a "
+            "row-wise optimizer for sparse gradients. Fix: model.compile("
+            "optimizer=vtrain.optimizers.LazyAdam(...)) (Adam that updates only "
+            "the rows in the batch; see its docstring for how absent rows "
+            "differ), or SGD without momentum. To keep the dense update, "
+            "silence this with warnings.simplefilter('ignore', "
+            "vtrain.optimizers.DensifiedGradientWarning).",
+            optimizers.DensifiedGradientWarning,
+            stacklevel=2,
+        )
 
     def _checked_terms(self, terms):
         if not isinstance(terms, dict) or not terms:

@@ -51,7 +51,7 @@ class VariationalModel(Model):
     >>> h = vtrain.layers.VariationalEmbedding(50, 8)(ids)
     >>> logits = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(h))
     >>> model = vtrain.VariationalModel(ids, logits, weight_decay=1e-3)
-    >>> model.compile(optimizer="adam")
+    >>> model.compile(optimizer=vtrain.optimizers.LazyAdam())  # row-wise updates
     >>> x, y = np.random.randint(0, 50, (16, 5)), np.random.randint(0, 3, 16)
     >>> sorted(model.fit(x, y, epochs=1, verbose=0).history)
     ['cross_entropy', 'kl', 'kl_weight', 'learning_rate', 'loss']
