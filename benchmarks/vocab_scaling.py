@@ -1,6 +1,6 @@
 """Step time against vocabulary size: vtrain's sparse stack next to plain Keras.
 
-Run from the repository root (about 4 minutes on 2 cores):
+Run from the repository root (about 5 minutes on 2 cores):
 
     python -m benchmarks.vocab_scaling
 
@@ -11,17 +11,35 @@ mean-pooled, Dense to 64 classes, cross-entropy):
 - `gather`: the same without the variational part (`VariationalModel` with
   a plain `tf.gather` embedding, so no noise, no `log_alpha`, KL = 0), to
   show what the `V x 1` `log_alpha` and its KL cost at large V;
+- `adam`: `vtrain`'s model compiled as the README does,
+  `compile(optimizer="adam")`: Keras's Adam turns the embedding's sparse
+  gradient into a dense update (vtrain warns about it, once); the ratio
+  `adam / vtrain` is what `LazyAdam` saves;
 - `keras`: `keras.layers.Embedding` + `keras.optimizers.Adam` +
   `compile(loss=...)`, the plain-Keras reference.
 
 Each run is one `model.fit` call: `--warmup` untimed steps, then `--steps`
-timed steps (`--keras-steps` for plain Keras, whose 1M step takes seconds);
+timed steps (`--keras-steps` for plain Keras and `adam`, whose 1M step
+takes seconds);
 the runs alternate over all configurations, `--repeats` rounds, and the
 table gives the median ms per step. Target (issue 5): vtrain
 step(largest V) / step(smallest V) <= 1.2; plain Keras is about 90.
 """
 
+import warnings
+
+import vtrain
 from benchmarks import common
+
+
+def vtrain_adam(vocab, args, examples=100_000):
+    """`common.vtrain_variational` compiled with the README's `optimizer="adam"`."""
+    ids, logits = common.mean_pooled(
+        vtrain.layers.VariationalEmbedding(vocab, args.dim), args.tokens, args.classes
+    )
+    model = vtrain.VariationalModel(ids, logits, weight_decay=1.0 / examples)
+    model.compile(optimizer="adam", jit_compile=args.jit_compile or "auto")
+    return model
 
 
 def main():
@@ -36,12 +54,18 @@ def main():
     parser.add_argument("--keras-warmup", type=int, default=1)
     parser.add_argument("--no-keras", action="store_true", help="skip plain Keras")
     parser.add_argument("--no-gather", action="store_true", help="skip `gather`")
+    parser.add_argument("--no-adam", action="store_true",
+                        help='skip `adam` (compile(optimizer="adam"))')
     args = parser.parse_args()
+    # `adam` densifies on purpose: that is what it measures.
+    warnings.simplefilter("ignore", vtrain.optimizers.DensifiedGradientWarning)
     common.print_header("vocab_scaling: ms per training step against V", args)
 
     kinds = {"vtrain": common.vtrain_variational}
     if not args.no_gather:
         kinds["gather"] = common.vtrain_gather
+    if not args.no_adam:
+        kinds["adam"] = vtrain_adam
     if not args.no_keras:
         kinds["keras"] = common.plain_keras
 
@@ -53,7 +77,7 @@ def main():
             # Trace (and build the optimizer) once, outside every run.
             common.fit_step_seconds(model, data, warmup=1, steps=1)
             warmup, steps = (
-                (args.keras_warmup, args.keras_steps) if kind == "keras"
+                (args.keras_warmup, args.keras_steps) if kind in ("keras", "adam")
                 else (args.warmup, args.steps)
             )
             runs[(kind, vocab)] = (
@@ -92,7 +116,15 @@ def main():
         for vocab in args.vocabs:
             print(f"  V={vocab:,}: {ms[('vtrain', vocab)] - ms[('gather', vocab)]:+.1f} ms "
                   f"wall, {cpu[('vtrain', vocab)] - cpu[('gather', vocab)]:+.1f} ms CPU")
+    if "adam" in kinds:
+        print('\nadam / vtrain: compile(optimizer="adam") against LazyAdam, same model:')
+        for vocab in args.vocabs:
+            print(f"  V={vocab:,}: {ms[('adam', vocab)] / ms[('vtrain', vocab)]:.1f}x wall, "
+                  f"{cpu[('adam', vocab)] / cpu[('vtrain', vocab)]:.1f}x CPU")
     print()
+    if "adam" in kinds:
+        print(f'compile(optimizer="adam") / LazyAdam at V={large:,}: '
+              f"{ms[('adam', large)] / ms[('vtrain', large)]:.1f}x (for information)")
     common.verdict(
         f"vtrain step(V={large:,}) / step(V={small:,})",
         ms[("vtrain", large)] / ms[("vtrain", small)], 1.2,
