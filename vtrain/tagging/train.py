@@ -34,7 +34,7 @@ from vtrain import callbacks as vtrain_callbacks
 from vtrain import distribute, optimizers, schedules
 from vtrain import io as vtrain_io
 from vtrain import model as vtrain_model
-from vtrain.tagging import checkpoints, evaluate, vocabulary_report
+from vtrain.tagging import baseline, checkpoints, evaluate, metrics, serving, vocabulary_report
 from vtrain.tagging.data import pipeline
 from vtrain.tagging.data.loaders import DataError
 from vtrain.tagging.models import MODELS, model_class
@@ -100,6 +100,8 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
         logging.info("%s exists: the run is finished, not retraining.", results_path)
         print(evaluate.format_table(results))
         return results
+    if config.model.name == baseline.NAME:
+        return train_and_evaluate_tfidf(config, workdir)
 
     check_workdir(workdir)
     # First: splitting the CPU for `mirrored` is only possible before any
@@ -196,6 +198,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
         "seconds": time.monotonic() - start,
         "workdir": workdir,
     }
+    _write_suggest_outputs(model, data, workdir, results)
     vtrain_io.atomic_write_json(results_path, results, sort_keys=False)
     print(evaluate.format_table(results))
     return results
@@ -354,8 +357,20 @@ _SCHEDULE_FIELDS = {
 def _build_and_compile(config, data):
     """The config's model, compiled (call it inside the strategy's scope)."""
     model = build_model(config, data)
-    model.compile(optimizer=optimizers.get(config.train.optimizer,
-                                           config.train.learning_rate))
+    # A factor of 1 is no multiplier: configs may name log_alpha for models
+    # that have none (a plain embedding).
+    multipliers = {key: float(factor)
+                   for key, factor in config.train.learning_rate_multipliers.items()
+                   if float(factor) != 1.0}
+    try:
+        optimizer = optimizers.get(config.train.optimizer, config.train.learning_rate,
+                                   learning_rate_multipliers=multipliers or None)
+    except (TypeError, ValueError) as error:
+        raise ConfigError.invalid(
+            "train.learning_rate_multipliers", multipliers,
+            "factors for an optimizer that supports them (lazy_adam or sgd)",
+            str(error)) from error
+    model.compile(optimizer=optimizer)
     return model
 
 
@@ -565,10 +580,12 @@ bundled dataset). The file was not found (relative paths start in ...).
             "model.threshold", threshold,
             "a finite number: the log_alpha at or above which a word is dropped "
             "(3.0 is the usual value)")
-    if config.model.name not in MODELS:
-        close = difflib.get_close_matches(str(config.model.name), sorted(MODELS), n=1)
+    if config.model.name not in MODELS and config.model.name != baseline.NAME:
+        names = [*sorted(MODELS), baseline.NAME]
+        close = difflib.get_close_matches(str(config.model.name), names, n=1)
         raise ConfigError.invalid("model.name", config.model.name,
-                                  f"one of {', '.join(sorted(MODELS))}",
+                                  f"one of {', '.join(sorted(MODELS))} (Keras models) "
+                                  f"or {baseline.NAME} (the scikit-learn baseline)",
                                   f"Did you mean {close[0]!r}?" if close else "")
     try:
         optimizers.get(config.train.optimizer)
@@ -659,3 +676,117 @@ def _lookup(tree, dotted):
     for key in dotted.split("."):
         tree = tree.get(key) if isinstance(tree, dict) else None
     return tree
+
+
+# --- The TF-IDF baseline, and what `vtrain.suggest` and serving read -------
+
+_SPLITS = ("train", "validation", "test")
+
+
+def train_and_evaluate_tfidf(config, workdir):
+    """`train_and_evaluate` for `config.model.name == "tfidf"` (configs/tfidf.py).
+
+    Fits `vtrain.tagging.baseline.TfidfTagger` on the raw training texts of
+    the same examples and tags as the Keras models (`baseline.text_splits`
+    of `config.data.path`, `min_tag_train_uses`, `max_train_examples`; the
+    other data fields shape the Keras vocabulary and do not apply), with
+    `config.model`'s fields as its arguments and `config.seed` as
+    liblinear's. Writes `WORKDIR/config.json`, `WORKDIR/tfidf.joblib` (the
+    fitted baseline, for `vtrain.suggest`) and `WORKDIR/results.json` with
+    the Keras runs' metric keys (`test` and `validation` P/R/F1/NDCG@k,
+    the `threshold` chosen on validation and its `f1@threshold`,
+    `num_features`, `num_train`, `num_tags`, `data_seconds`, `fit_seconds`,
+    `seconds`). A run stopped before `results.json` is fitted again.
+
+    Raises:
+        ConfigError: an invalid config value, an unknown `config.model`
+            field, or scikit-learn missing (the message names the extra).
+        vtrain.tagging.data.loaders.DataError: the data file is missing or malformed.
+    """
+    start = time.monotonic()
+    workdir = os.path.abspath(workdir)
+    check_workdir(workdir)
+    check_config(config)
+    options = config.model.to_dict()
+    options.pop("name")
+    allowed = _constructor_fields(baseline.TfidfTagger) - {"random_state"}
+    for field in sorted(set(options) - allowed):
+        close = difflib.get_close_matches(field, sorted(allowed), n=1)
+        raise ConfigError.invalid(
+            f"model.{field}", options[field],
+            f"a field of model {baseline.NAME!r}: one of {', '.join(sorted(allowed))}",
+            f"Did you mean {close[0]!r}?" if close else "Remove it from the config's model section.")
+    try:
+        tagger = baseline.TfidfTagger(random_state=config.seed, **options)
+    except ImportError as error:
+        raise ConfigError(f"Cannot use --config.model.name={baseline.NAME}: {error}") from None
+    except ValueError as error:
+        raise ConfigError(f"Cannot build model {baseline.NAME!r} from --config.model: "
+                          f"{error}") from error
+    config_path = os.path.join(workdir, "config.json")
+    _check_same_config(config, config_path)
+    for path in vtrain_io.remove_temporaries(workdir) if os.path.isdir(workdir) else ():
+        logging.info("Removed %s, left by a killed write.", path)
+    try:
+        splits = baseline.text_splits(config.data.path or None, config.data.min_tag_train_uses,
+                                      config.data.max_train_examples)
+    except DataError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"Cannot build the data of --config.data: {error}") from error
+    tags = splits["tags"]
+    texts = {name: [example["text"] for example in splits[name]] for name in _SPLITS}
+    labels = {name: baseline.multi_hot(splits[name], tags) for name in _SPLITS}
+    data_seconds = time.monotonic() - start
+    if not os.path.exists(config_path):
+        os.makedirs(workdir, exist_ok=True)
+        vtrain_io.atomic_write_json(config_path, config.to_dict(), sort_keys=False)
+    logging.info("Fitting TF-IDF + logistic regression: %d train examples, %d tags.",
+                 len(texts["train"]), len(tags))
+    tagger.fit(texts["train"], labels["train"], tags)
+    fit_seconds = time.monotonic() - start - data_seconds
+    tagger.save(os.path.join(workdir, baseline.FILE_NAME))
+    scores = {name: tagger.scores(texts[name]) for name in ("validation", "test")}
+    threshold, _ = evaluate.best_threshold(scores["validation"], labels["validation"])
+    split_results = {
+        name: {**metrics.ranking_metrics(scores[name], labels[name], ks=evaluate.KS),
+               **evaluate.threshold_metrics(scores[name], labels[name], threshold)}
+        for name in ("test", "validation")}
+    results = {
+        "model": baseline.NAME,
+        **split_results,
+        "threshold": threshold,
+        "num_features": tagger.num_features,
+        "num_train": len(texts["train"]),
+        "num_tags": len(tags),
+        "data_seconds": data_seconds,
+        "fit_seconds": fit_seconds,
+        "seconds": time.monotonic() - start,
+        "workdir": workdir,
+    }
+    vtrain_io.atomic_write_json(os.path.join(workdir, "results.json"), results, sort_keys=False)
+    print(evaluate.format_table(results))
+    return results
+
+
+def _write_suggest_outputs(model, data, workdir, results):
+    """A word classifier's score threshold, `tagger.json` and `serving/`; else nothing.
+
+    Adds to `results` the threshold on the tag scores (sigmoid of the
+    logits) that maximises the example-based F1 on the validation split
+    (`evaluate.best_threshold`), and `precision@threshold`,
+    `recall@threshold`, `f1@threshold`, `tags@threshold` of both splits;
+    writes the tag names and the vectorizer for `vtrain.suggest`
+    (`serving.write_tagger`), and the SavedModel (`serving.export`).
+    """
+    if not isinstance(model, TagClassifier):
+        return
+    scores = {name: evaluate.tag_scores(model, getattr(data, name))
+              for name in ("validation", "test")}
+    threshold, _ = evaluate.best_threshold(*scores["validation"])
+    for name, (split_scores, labels) in scores.items():
+        results[name].update(evaluate.threshold_metrics(split_scores, labels, threshold))
+    results["threshold"] = threshold
+    serving.write_tagger(workdir, results["model"], data.tags, data.vectorizer)
+    logging.info("Writing the serving export to %s.", os.path.join(workdir, serving.FOLDER))
+    serving.export(model, data.vectorizer, data.tags, os.path.join(workdir, serving.FOLDER))

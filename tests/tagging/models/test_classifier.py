@@ -180,24 +180,20 @@ def test_invalid_options_say_what_was_received(argument, value, message):
         classifier.PooledClassifier(VOCABULARY_SIZE, NUM_TAGS, **{argument: value})
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "lazy_adam"])
-def test_log_alpha_learning_rate_scale_multiplies_only_the_log_alpha_step(optimizer):
-    ids, tags = batch()
-    steps = {}
-    for scale in (1.0, 4.0):
-        keras.utils.set_random_seed(0)  # same weights, dropout and noise
-        model = make("pooled", log_alpha_learning_rate_scale=scale, dropout=0.0)
-        model.compile(optimizer=vtrain.optimizers.get(optimizer, 0.01))
-        model(ids)
-        before = [w.numpy().copy() for w in model.trainable_weights]
-        model.fit(ids, tags, batch_size=len(ids), epochs=1, verbose=0, shuffle=False)
-        steps[scale] = [(w.name, w.numpy() - b)
-                        for w, b in zip(model.trainable_weights, before)]
-    for (name, step), (_, scaled) in zip(steps[1.0], steps[4.0]):
-        expected = 4.0 * step if name == "log_alpha" else step
-        np.testing.assert_allclose(scaled, expected, rtol=1e-4, atol=1e-7, err_msg=name)
-    assert any(name == "log_alpha" and np.abs(step).max() > 0
-               for name, step in steps[1.0])
+def test_config_learning_rate_multipliers_reach_the_optimizer():
+    config = launcher_config(name="pooled", embedding_dim=4, hidden_units=4)
+    config.train.learning_rate_multipliers = ml_collections.ConfigDict({"log_alpha": 5.0})
+    model = train._build_and_compile(config, fake_data())
+    model(batch()[0])
+    model.optimizer.build(model.trainable_variables)
+    factors = {v.path: model.optimizer.learning_rate_multiplier(v)
+               for v in model.trainable_variables}
+    assert factors["pooled_classifier/embedding/log_alpha"] == 5.0
+    assert {f for p, f in factors.items() if not p.endswith("log_alpha")} == {1.0}
+    # A plain embedding has no log_alpha: a factor of 1 must not be an error.
+    config.model.variational = False
+    config.train.learning_rate_multipliers.log_alpha = 1.0
+    train._build_and_compile(config, fake_data())
 
 
 def test_log_alpha_init_range_and_its_errors():
@@ -211,5 +207,33 @@ def test_log_alpha_init_range_and_its_errors():
     assert model.get_config()["log_alpha_init_max"] == 6.0
     with pytest.raises(ValueError, match="received 3.0 and 1.0. Expected min <= max"):
         make("pooled", log_alpha_init_min=3.0, log_alpha_init_max=1.0)
-    with pytest.raises(ValueError, match="received 0. Expected a factor > 0"):
-        make("pooled", log_alpha_learning_rate_scale=0)
+
+
+@pytest.mark.parametrize("variational", [True, False])
+def test_wide_path_adds_a_bag_of_words_linear_model_to_the_logits(variational):
+    model = make("pooled", wide=True, variational=variational, dropout=0.0)
+    ids, _ = batch(size=4)
+    logits = model(ids, training=False).numpy()
+    table = model.embedding.embeddings.numpy()
+    assert table.shape == (VOCABULARY_SIZE, 8 + NUM_TAGS)
+    if variational:
+        table = table * model.embedding.keep_mask().numpy()[:, None]
+    # The deep path alone: the same model with the wide columns zeroed.
+    model.embedding.embeddings.assign(
+        np.concatenate([model.embedding.embeddings.numpy()[:, :8],
+                        np.zeros((VOCABULARY_SIZE, NUM_TAGS), "float32")], axis=1))
+    deep = model(ids, training=False).numpy()
+    mask = ids != 0
+    wide = np.stack([table[row[m], 8:].sum(axis=0) / np.sqrt(m.sum())
+                     for row, m in zip(ids, mask)])
+    np.testing.assert_allclose(logits, deep + wide, atol=1e-5)
+
+
+def test_wide_path_survives_save_and_load(tmp_path):
+    model = make("pooled", wide=True)
+    ids, _ = batch(size=4)
+    expected = model(ids).numpy()
+    model.save(tmp_path / "wide.keras")
+    loaded = keras.saving.load_model(tmp_path / "wide.keras", compile=False)
+    assert loaded.wide
+    np.testing.assert_allclose(loaded(ids).numpy(), expected, atol=1e-6)

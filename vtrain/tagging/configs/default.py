@@ -54,12 +54,14 @@ def get_config():
     config.model.pooling = "mean"  # "mean", or "mean_max" (mean and max, concatenated)
     config.model.hidden_units = 512  # hidden ReLU layer width; 0 = none
     config.model.dropout = 0.1  # dropout before the hidden and output layers
+    config.model.wide = False  # also a linear bag-of-words path to the logits (wide and deep), pruned with the words
 
     config.train = ml_collections.ConfigDict()
     config.train.num_epochs = 15  # passes over the training split
     config.train.optimizer = "lazy_adam"  # vtrain.optimizers name; lazy_adam updates only the seen words
     config.train.learning_rate = 3e-3  # at epoch 0
     config.train.learning_rate_decay = 0.9  # learning rate factor per epoch; 1 = constant
+    config.train.learning_rate_multipliers = {"log_alpha": 1.0}  # per-variable factors on the learning rate (name or path suffix)
     config.train.weight_decay_scale = 30.0  # VariationalModel's weight_decay (the KL weight) = weight_decay_scale / num_train (1 = the ELBO)
     config.train.weight_decay_warmup_epochs = 5  # weight_decay rises linearly from 0 over these epochs
     return config

@@ -47,17 +47,14 @@ class TagClassifier(VariationalModel):
             `log_alpha` starts uniform in [min, max] (the reference: 0, 3).
             Starting nearer the threshold lets the KL push the unneeded
             words past it sooner.
-        log_alpha_learning_rate_scale: the learning rate of `log_alpha` is
-            the optimizer's times this. With Adam-type optimizers a step
-            does not depend on the gradient's scale, so a larger KL weight
-            alone hardly speeds up words the data rarely touches; this
-            does. Applied after each optimizer step as `before + scale *
-            (after - before)`, which is exactly Adam (or SGD) with a
-            learning rate `scale` times larger for `log_alpha`. One device
-            only.
         initial_tag_bias: None, or `[T]` initial output biases; `build`
             uses each tag's training log-odds, so training does not spend
             its first steps learning that most tags are rare.
+        wide: also add a linear bag-of-words path to the logits (wide and
+            deep): each word gets `num_tags` more embedding columns, its
+            direct weight for every tag, summed over the text's tokens and
+            scaled by 1/sqrt(length). They share the word's noise and
+            `log_alpha`, so a dropped word leaves both paths.
         **kwargs: `VariationalModel` arguments (`weight_decay`,
             `learning_rate`, ...); `task_loss` is binary cross-entropy.
     """
@@ -72,8 +69,8 @@ class TagClassifier(VariationalModel):
         threshold=3.0,
         log_alpha_init_min=0.0,
         log_alpha_init_max=3.0,
-        log_alpha_learning_rate_scale=1.0,
         initial_tag_bias=None,
+        wide=False,
         **kwargs,
     ):
         kwargs.setdefault("task_loss", "binary_crossentropy")
@@ -100,22 +97,18 @@ class TagClassifier(VariationalModel):
                 f"received {log_alpha_init_min!r} and {log_alpha_init_max!r}. "
                 "Expected min <= max, e.g. 0.0 and 3.0."
             )
-        self.log_alpha_learning_rate_scale = float(log_alpha_learning_rate_scale)
-        if not self.log_alpha_learning_rate_scale > 0:
-            raise ValueError(
-                f"Invalid log_alpha_learning_rate_scale for {type(self).__name__}: "
-                f"received {log_alpha_learning_rate_scale!r}. Expected a factor "
-                "> 0 (1.0 = the optimizer's learning rate)."
-            )
+        self.wide = bool(wide)
+        # The wide path's per-word tag weights are extra columns of the same
+        # table: one row per word, so one noise draw, one log_alpha and one
+        # keep decision per word cover both paths, and pruning drops both.
+        width = self.embedding_dim + (self.num_tags if self.wide else 0)
         if self.variational:
             self.embedding = VariationalEmbedding(
-                self.vocabulary_size, self.embedding_dim, threshold=self.threshold,
+                self.vocabulary_size, width, threshold=self.threshold,
                 log_alpha_initializer=self._log_alpha_initializer(), name="embedding",
             )
         else:
-            self.embedding = GatherEmbedding(
-                self.vocabulary_size, self.embedding_dim, name="embedding"
-            )
+            self.embedding = GatherEmbedding(self.vocabulary_size, width, name="embedding")
         self.initial_tag_bias = (
             None if initial_tag_bias is None
             else [float(b) for b in initial_tag_bias]
@@ -168,23 +161,6 @@ class TagClassifier(VariationalModel):
         return keras.initializers.RandomUniform(self.log_alpha_init_min,
                                                 self.log_alpha_init_max)
 
-    def train_step(self, data):
-        scale = self.log_alpha_learning_rate_scale
-        if scale == 1.0 or not self.variational:
-            return super().train_step(data)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas != 1:
-            raise ValueError(
-                f"log_alpha_learning_rate_scale={scale} received a strategy with "
-                f"{replicas} replicas; expected one device. Use 1.0 under "
-                "tf.distribute."
-            )
-        log_alpha = self.embedding.log_alpha
-        before = tf.identity(log_alpha.value)
-        logs = super().train_step(data)
-        log_alpha.assign(before + scale * (log_alpha.value - before))
-        return logs
-
     def call(self, token_ids, training=False):
         token_ids = ops.cast(token_ids, "int32")
         mask = ops.cast(ops.not_equal(token_ids, 0), "float32")
@@ -192,8 +168,16 @@ class TagClassifier(VariationalModel):
             embedded = self.embedding(token_ids, training=training)
         else:
             embedded = self.embedding(token_ids)
-        encoded = self.encode(embedded, mask, training=training)
-        return self.output_layer(self.output_dropout(encoded, training=training))
+        deep = embedded[..., : self.embedding_dim] if self.wide else embedded
+        encoded = self.encode(deep, mask, training=training)
+        logits = self.output_layer(self.output_dropout(encoded, training=training))
+        if not self.wide:
+            return logits
+        # A linear bag-of-words model over the same words, its sum scaled
+        # by 1/sqrt(length) (between a sum and a mean, as for TF-IDF rows).
+        count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
+        wide = ops.sum(embedded[..., self.embedding_dim:] * mask[..., None], axis=1)
+        return logits + wide / ops.sqrt(count)
 
     def encode(self, embedded, mask, training=False):
         """`[B, L, D]` embedded tokens and `[B, L]` 0/1 mask -> `[B, H]`."""
@@ -232,8 +216,8 @@ class TagClassifier(VariationalModel):
             threshold=self.threshold,
             log_alpha_init_min=self.log_alpha_init_min,
             log_alpha_init_max=self.log_alpha_init_max,
-            log_alpha_learning_rate_scale=self.log_alpha_learning_rate_scale,
             initial_tag_bias=self.initial_tag_bias,
+            wide=self.wide,
         )
         return config
 
