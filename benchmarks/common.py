@@ -18,7 +18,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras import ops  # noqa: E402
 
 import vtrain  # noqa: E402
 from vtrain.optimizers import LazyAdam  # noqa: E402
@@ -69,8 +68,7 @@ def print_header(title, args):
     _LOADS.append(os.getloadavg()[0])
     print(f"# {title}")
     print(f"machine: {machine_line()}")
-    print(f"command: python -m {sys.modules['__main__'].__spec__.name} "
-          + " ".join(sys.argv[1:]))
+    print(f"command: python -m {sys.modules['__main__'].__spec__.name} " + " ".join(sys.argv[1:]))
     print(f"settings: {vars(args)}")
     sys.stdout.flush()
 
@@ -82,22 +80,29 @@ def add_common_flags(parser, repeats=5, steps=20, warmup=3):
     parser.add_argument("--tokens", type=int, default=TOKENS, help="ids per example")
     parser.add_argument("--classes", type=int, default=CLASSES)
     parser.add_argument(
-        "--ids", choices=("zipf", "uniform"), default="zipf",
+        "--ids",
+        choices=("zipf", "uniform"),
+        default="zipf",
         help="token id distribution: zipf (rank-frequency 1/r, like text) or "
         "uniform (the most distinct rows per batch: the worst case for the "
         "row-wise update and for the cache)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=repeats,
+        "--repeats",
+        type=int,
+        default=repeats,
         help="alternating runs per configuration (median reported)",
     )
     parser.add_argument("--steps", type=int, default=steps, help="timed steps per run")
     parser.add_argument(
-        "--warmup", type=int, default=warmup,
+        "--warmup",
+        type=int,
+        default=warmup,
         help="untimed steps at the start of every run",
     )
     parser.add_argument(
-        "--jit-compile", action="store_true",
+        "--jit-compile",
+        action="store_true",
         help="compile(jit_compile=True); the default is Keras's 'auto' (no XLA on CPU)",
     )
     return parser
@@ -168,9 +173,7 @@ def mean_pooled(embedding, tokens, classes):
 
 def plain_keras(vocab, args):
     """`keras.layers.Embedding` + Adam + compiled loss: the reference."""
-    ids, logits = mean_pooled(
-        keras.layers.Embedding(vocab, args.dim), args.tokens, args.classes
-    )
+    ids, logits = mean_pooled(keras.layers.Embedding(vocab, args.dim), args.tokens, args.classes)
     model = keras.Model(ids, logits)
     model.compile(
         optimizer=keras.optimizers.Adam(LEARNING_RATE),
@@ -190,9 +193,7 @@ def vtrain_variational(vocab, args, examples=100_000):
         vtrain.layers.VariationalEmbedding(vocab, args.dim), args.tokens, args.classes
     )
     model = vtrain.VariationalModel(ids, logits, weight_decay=1.0 / examples)
-    model.compile(
-        optimizer=LazyAdam(LEARNING_RATE), jit_compile=args.jit_compile or "auto"
-    )
+    model.compile(optimizer=LazyAdam(LEARNING_RATE), jit_compile=args.jit_compile or "auto")
     return model
 
 
@@ -202,9 +203,7 @@ def vtrain_gather(vocab, args):
         vtrain.layers.GatherEmbedding(vocab, args.dim), args.tokens, args.classes
     )
     model = vtrain.VariationalModel(ids, logits, weight_decay=1e-5)
-    model.compile(
-        optimizer=LazyAdam(LEARNING_RATE), jit_compile=args.jit_compile or "auto"
-    )
+    model.compile(optimizer=LazyAdam(LEARNING_RATE), jit_compile=args.jit_compile or "auto")
     return model
 
 
@@ -239,8 +238,9 @@ def fit_step_seconds(model, data, warmup, steps, cpu=False):
     """
     timer = StepTimer()
     warmup = max(warmup, 1)
-    model.fit(data, epochs=1, steps_per_epoch=warmup + steps,
-              callbacks=[timer], shuffle=False, verbose=0)
+    model.fit(
+        data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], shuffle=False, verbose=0
+    )
     wall = (timer.times[-1] - timer.times[warmup - 1]) / steps
     if not cpu:
         return wall
@@ -258,8 +258,7 @@ def alternate(runs, repeats, log=sys.stderr):
     for r in range(repeats):
         for name, run in runs.items():
             results[name].append(run())
-        print(f"  round {r + 1}/{repeats} done (load {load_average()})",
-              file=log, flush=True)
+        print(f"  round {r + 1}/{repeats} done (load {load_average()})", file=log, flush=True)
     return results
 
 
@@ -298,9 +297,11 @@ def verdict(what, value, target, higher_is_better=False, timed=True):
     busy = ""
     if timed and max(_LOADS) > os.cpu_count():
         # Other processes held the cores: wall times measured the scheduler.
-        busy = (f" (machine busy: load average up to {max(_LOADS):.1f} on "
-                f"{os.cpu_count()} cores; wall times are unreliable, compare the "
-                "CPU times or rerun)")
+        busy = (
+            f" (machine busy: load average up to {max(_LOADS):.1f} on "
+            f"{os.cpu_count()} cores; wall times are unreliable, compare the "
+            "CPU times or rerun)"
+        )
     print(f"{what}: {value:.3f} (target {sign} {target}) {result}{busy}")
     return result
 

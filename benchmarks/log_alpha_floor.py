@@ -49,9 +49,7 @@ def build(vocab, batch_ids, seed=0):
     momentums, velocities = _keras_compat.adam_slots(optimizer)
     m, v = momentums[0].value, velocities[0].value
     ids = tf.constant(rng.integers(0, vocab, batch_ids).astype("int32"))
-    data_grad = tf.IndexedSlices(
-        tf.fill([batch_ids, 1], 1e-4), ids, tf.constant([vocab, 1])
-    )
+    data_grad = tf.IndexedSlices(tf.fill([batch_ids, 1], 1e-4), ids, tf.constant([vocab, 1]))
     grad = tf.constant(rng.normal(0, 1e-3, (vocab, 1)).astype("float32"))
     weight = 1e-5  # the KL weight, 1 / (training examples)
 
@@ -89,9 +87,16 @@ def build(vocab, batch_ids, seed=0):
 
     def fused_adam():
         tf.raw_ops.ResourceApplyAdam(
-            var=var.handle, m=m.handle, v=v.handle, beta1_power=0.9,
-            beta2_power=0.999, lr=common.LEARNING_RATE, beta1=0.9, beta2=0.999,
-            epsilon=1e-7, grad=grad,
+            var=var.handle,
+            m=m.handle,
+            v=v.handle,
+            beta1_power=0.9,
+            beta2_power=0.999,
+            lr=common.LEARNING_RATE,
+            beta1=0.9,
+            beta2=0.999,
+            epsilon=1e-7,
+            grad=grad,
         )
 
     pieces = {
@@ -113,15 +118,18 @@ def per_call(function, calls):
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(calls):
         function()
-    return (1e3 * (time.perf_counter() - wall) / calls,
-            1e3 * (time.process_time() - cpu) / calls)
+    return (1e3 * (time.perf_counter() - wall) / calls, 1e3 * (time.process_time() - cpu) / calls)
 
 
 def main():
     parser = common.parser(__doc__.splitlines()[0])
     parser.add_argument("--vocab", type=int, default=1_000_000)
-    parser.add_argument("--batch-ids", type=int, default=common.BATCH_SIZE * common.TOKENS,
-                        help="ids in a batch (the IndexedSlices part of the gradient)")
+    parser.add_argument(
+        "--batch-ids",
+        type=int,
+        default=common.BATCH_SIZE * common.TOKENS,
+        help="ids in a batch (the IndexedSlices part of the gradient)",
+    )
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
@@ -132,13 +140,20 @@ def main():
         {name: (lambda f=f: per_call(f, args.calls)) for name, f in functions.items()},
         args.repeats,
     )
-    print(f"\nmedian of {args.repeats} alternating runs, V={args.vocab:,}: CPU ms "
-          "per call (all threads), wall ms per call:")
+    print(
+        f"\nmedian of {args.repeats} alternating runs, V={args.vocab:,}: CPU ms "
+        "per call (all threads), wall ms per call:"
+    )
     common.print_table(
         ["piece", "CPU ms", "wall ms"],
-        [[name, f"{common.median([r[1] for r in runs]):.2f}",
-          f"{common.median([r[0] for r in runs]):.2f} ±{common.spread([r[0] for r in runs])}"]
-         for name, runs in results.items()],
+        [
+            [
+                name,
+                f"{common.median([r[1] for r in runs]):.2f}",
+                f"{common.median([r[0] for r in runs]):.2f} ±{common.spread([r[0] for r in runs])}",
+            ]
+            for name, runs in results.items()
+        ],
     )
     common.finish()
 

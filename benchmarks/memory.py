@@ -71,23 +71,44 @@ def child(args):
 
     inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
     batch = args.batch_size * args.tokens * 4 + args.batch_size * 4
-    print(json.dumps({
-        "stages": stages,
-        "model_mb": nbytes(model.variables) / 2**20,
-        "optimizer_mb": nbytes(inner.variables) / 2**20,
-        "batch_mb": batch / 2**20,
-    }))
+    print(
+        json.dumps(
+            {
+                "stages": stages,
+                "model_mb": nbytes(model.variables) / 2**20,
+                "optimizer_mb": nbytes(inner.variables) / 2**20,
+                "batch_mb": batch / 2**20,
+            }
+        )
+    )
 
 
 def measure(config, args):
-    command = [sys.executable, "-m", "benchmarks.memory", CHILD, "--config", config,
-               "--steps", str(args.steps), "--ids", args.ids,
-               "--dim", str(args.dim), "--batch-size", str(args.batch_size),
-               "--tokens", str(args.tokens), "--classes", str(args.classes)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.memory",
+        CHILD,
+        "--config",
+        config,
+        "--steps",
+        str(args.steps),
+        "--ids",
+        args.ids,
+        "--dim",
+        str(args.dim),
+        "--batch-size",
+        str(args.batch_size),
+        "--tokens",
+        str(args.tokens),
+        "--classes",
+        str(args.classes),
+    ]
     if args.jit_compile:
         command.append("--jit-compile")
-    run = subprocess.run(command, capture_output=True, text=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    run = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
     if run.returncode != 0:
         raise RuntimeError(f"{config} failed:\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -97,8 +118,9 @@ def main():
     parser = common.add_common_flags(
         common.parser(__doc__.splitlines()[0]), repeats=5, steps=3
     )  # --steps: training steps before the peak is read; --warmup is unused
-    parser.add_argument("--configs", nargs="+",
-                        default=["vtrain:1000000", "keras:1000000", "vtrain:10000"])
+    parser.add_argument(
+        "--configs", nargs="+", default=["vtrain:1000000", "keras:1000000", "vtrain:10000"]
+    )
     # Internal: run one configuration in this (fresh) process.
     parser.add_argument(CHILD, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -111,12 +133,14 @@ def main():
         {config: (lambda c=config: measure(c, args)) for config in args.configs},
         args.repeats,
     )
-    print(f"\nmedian of {args.repeats} alternating runs (one fresh process each), MB "
-          "(peak = ru_maxrss; current RSS in brackets):")
+    print(
+        f"\nmedian of {args.repeats} alternating runs (one fresh process each), MB "
+        "(peak = ru_maxrss; current RSS in brackets):"
+    )
     rows = []
     ratios = {}
     for config, runs in results.items():
-        med = lambda f: common.median([f(r) for r in runs])
+        med = lambda f: common.median([f(r) for r in runs])  # noqa: B023  (used in this iteration)
         baseline = med(lambda r: r["stages"]["baseline"][0])
         built = med(lambda r: r["stages"]["optimizer built"][0])
         peak = med(lambda r: r["stages"]["trained"][0])
@@ -125,26 +149,39 @@ def main():
         params = med(lambda r: r["model_mb"])
         ratios[config] = (peak - baseline) / needed
         growth = [r["stages"]["trained"][0] - r["stages"]["baseline"][0] for r in runs]
-        rows.append([
-            config, f"{baseline:,.0f}", f"{params:,.0f}", f"{needed:,.0f}",
-            f"{built - baseline:,.0f}",
-            f"{peak - baseline:,.0f} [{current - baseline:,.0f}]",
-            f"{ratios[config]:.2f}x ±{common.spread(growth)}",
-        ])
+        rows.append(
+            [
+                config,
+                f"{baseline:,.0f}",
+                f"{params:,.0f}",
+                f"{needed:,.0f}",
+                f"{built - baseline:,.0f}",
+                f"{peak - baseline:,.0f} [{current - baseline:,.0f}]",
+                f"{ratios[config]:.2f}x ±{common.spread(growth)}",
+            ]
+        )
     common.print_table(
-        ["config", "baseline", "params", "needed", "peak-baseline after build",
-         "peak-baseline after fit [current]", "(peak-baseline)/needed"],
+        [
+            "config",
+            "baseline",
+            "params",
+            "needed",
+            "peak-baseline after build",
+            "peak-baseline after fit [current]",
+            "(peak-baseline)/needed",
+        ],
         rows,
     )
-    print("\nneeded = model variables + optimizer variables + one batch; "
-          "baseline = after importing TF, Keras and vtrain")
+    print(
+        "\nneeded = model variables + optimizer variables + one batch; "
+        "baseline = after importing TF, Keras and vtrain"
+    )
     print()
     # The target is for vtrain's stack at the largest vocabulary measured.
     vtrain_configs = [c for c in args.configs if c.startswith("vtrain:")]
     target = max(vtrain_configs, key=lambda c: int(c.split(":")[1]), default=None)
     if target is not None:
-        common.verdict(f"{target}: (peak - baseline) / needed", ratios[target], 1.25,
-                       timed=False)
+        common.verdict(f"{target}: (peak - baseline) / needed", ratios[target], 1.25, timed=False)
     common.finish()
 
 

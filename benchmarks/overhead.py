@@ -58,8 +58,7 @@ def build(kind, args, weights=None):
     )
     if kind == "vtrain":
         model = CrossEntropyModel(ids, logits)
-        model.compile(optimizer=optimizer(args.optimizer),
-                      jit_compile=args.jit_compile or "auto")
+        model.compile(optimizer=optimizer(args.optimizer), jit_compile=args.jit_compile or "auto")
     else:
         model = keras.Model(ids, logits)
         model.compile(
@@ -80,12 +79,17 @@ def timed_fit(model, data, args):
     Returns `{"fit": .., "steady": .., "fit_cpu": .., "steady_cpu": ..}`,
     each in examples per second (of wall time, or of process CPU time).
     """
-    model.fit(data, epochs=1, steps_per_epoch=max(args.warmup, 1),
-              shuffle=False, verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=max(args.warmup, 1), shuffle=False, verbose=0)
     timer = common.StepTimer()
     start, start_cpu = time.perf_counter(), time.process_time()
-    model.fit(data, epochs=args.epochs, steps_per_epoch=args.steps,
-              callbacks=[timer], shuffle=False, verbose=0)
+    model.fit(
+        data,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        callbacks=[timer],
+        shuffle=False,
+        verbose=0,
+    )
     wall, wall_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     steps = args.epochs * args.steps
     examples = steps * args.batch_size
@@ -103,10 +107,10 @@ def main():
         common.parser(__doc__.splitlines()[0]), repeats=7, steps=100, warmup=5
     )
     parser.add_argument("--vocab", type=int, default=10_000)
-    parser.add_argument("--epochs", type=int, default=2,
-                        help="epochs per timed fit (--steps steps each)")
-    parser.add_argument("--optimizer", choices=("lazy_adam", "adam"),
-                        default="lazy_adam")
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="epochs per timed fit (--steps steps each)"
+    )
+    parser.add_argument("--optimizer", choices=("lazy_adam", "adam"), default="lazy_adam")
     args = parser.parse_args()
     common.print_header("overhead: vtrain.Model against compile(loss=...)", args)
 
@@ -114,42 +118,58 @@ def main():
     keras_model = build("keras", args)
     models = {
         "keras": keras_model,
-        "vtrain": build("vtrain", args,
-                        weights=[v.numpy() for v in keras_model.trainable_variables]),
+        "vtrain": build(
+            "vtrain", args, weights=[v.numpy() for v in keras_model.trainable_variables]
+        ),
     }
     for model in models.values():  # trace once, outside every run
         model.fit(data, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)
     results = common.alternate(
-        {kind: (lambda m=model: timed_fit(m, data, args))
-         for kind, model in models.items()},
+        {kind: (lambda m=model: timed_fit(m, data, args)) for kind, model in models.items()},
         args.repeats,
     )
-    med = {kind: {key: common.median([r[key] for r in runs]) for key in runs[0]}
-           for kind, runs in results.items()}
+    med = {
+        kind: {key: common.median([r[key] for r in runs]) for key in runs[0]}
+        for kind, runs in results.items()
+    }
 
-    print(f"\nmedian of {args.repeats} alternating runs, examples per second of wall "
-          "time (± half the min-max range, relative) and of process CPU time:")
+    print(
+        f"\nmedian of {args.repeats} alternating runs, examples per second of wall "
+        "time (± half the min-max range, relative) and of process CPU time:"
+    )
+
     def cell(kind, key):
         spread = common.spread([r[key] for r in results[kind]])
         return f"{med[kind][key]:,.0f} ±{spread}"
 
     common.print_table(
-        ["model", "fit examples/s", "steady examples/s", "steady ms/step",
-         "fit examples/CPU-s", "steady examples/CPU-s"],
         [
-            [kind, cell(kind, "fit"), cell(kind, "steady"),
-             f"{1e3 * args.batch_size / med[kind]['steady']:.2f}",
-             f"{med[kind]['fit_cpu']:,.0f}", f"{med[kind]['steady_cpu']:,.0f}"]
+            "model",
+            "fit examples/s",
+            "steady examples/s",
+            "steady ms/step",
+            "fit examples/CPU-s",
+            "steady examples/CPU-s",
+        ],
+        [
+            [
+                kind,
+                cell(kind, "fit"),
+                cell(kind, "steady"),
+                f"{1e3 * args.batch_size / med[kind]['steady']:.2f}",
+                f"{med[kind]['fit_cpu']:,.0f}",
+                f"{med[kind]['steady_cpu']:,.0f}",
+            ]
             for kind in models
         ],
     )
     print()
     ratio = lambda key: med["vtrain"][key] / med["keras"][key]
-    common.verdict("vtrain / keras, fit examples/s", ratio("fit"), 0.97,
-                   higher_is_better=True)
+    common.verdict("vtrain / keras, fit examples/s", ratio("fit"), 0.97, higher_is_better=True)
     for key in ("steady", "fit_cpu", "steady_cpu"):
-        common.verdict(f"vtrain / keras, {key} (for information)", ratio(key), 0.97,
-                       higher_is_better=True)
+        common.verdict(
+            f"vtrain / keras, {key} (for information)", ratio(key), 0.97, higher_is_better=True
+        )
     common.finish()
 
 

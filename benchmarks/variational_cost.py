@@ -34,6 +34,7 @@ def main():
     }
     for model in models.values():
         common.fit_step_seconds(model, data, warmup=1, steps=1)  # trace once
+
     def run(model):
         return common.fit_step_seconds(model, data, args.warmup, args.steps, cpu=True)
 
@@ -42,19 +43,25 @@ def main():
     )
     ms = {k: 1e3 * common.median([r[0] for r in v]) for k, v in results.items()}
     cpu = {k: 1e3 * common.median([r[1] for r in v]) for k, v in results.items()}
-    print(f"\nmedian of {args.repeats} alternating runs, V={args.vocab:,}: wall ms per "
-          "step (± half the min-max range, relative), CPU ms per step (all threads):")
+    print(
+        f"\nmedian of {args.repeats} alternating runs, V={args.vocab:,}: wall ms per "
+        "step (± half the min-max range, relative), CPU ms per step (all threads):"
+    )
     common.print_table(
         ["embedding", "ms/step", "CPU ms/step", "examples/s"],
-        [[kind, f"{ms[kind]:.2f} ±{common.spread([r[0] for r in results[kind]])}",
-          f"{cpu[kind]:.2f}", f"{1e3 * args.batch_size / ms[kind]:,.0f}"]
-         for kind in models],
+        [
+            [
+                kind,
+                f"{ms[kind]:.2f} ±{common.spread([r[0] for r in results[kind]])}",
+                f"{cpu[kind]:.2f}",
+                f"{1e3 * args.batch_size / ms[kind]:,.0f}",
+            ]
+            for kind in models
+        ],
     )
     print()
-    common.verdict("variational / gather, step time",
-                   ms["variational"] / ms["gather"], 1.15)
-    common.verdict("same, in CPU time (for information)",
-                   cpu["variational"] / cpu["gather"], 1.15)
+    common.verdict("variational / gather, step time", ms["variational"] / ms["gather"], 1.15)
+    common.verdict("same, in CPU time (for information)", cpu["variational"] / cpu["gather"], 1.15)
     common.finish()
 
 

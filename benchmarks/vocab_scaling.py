@@ -44,18 +44,19 @@ def vtrain_adam(vocab, args, examples=100_000):
 
 def main():
     parser = common.add_common_flags(common.parser(__doc__.splitlines()[0]))
+    parser.add_argument("--vocabs", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument(
-        "--vocabs", type=int, nargs="+", default=[10_000, 100_000, 1_000_000]
-    )
-    parser.add_argument(
-        "--keras-steps", type=int, default=5,
+        "--keras-steps",
+        type=int,
+        default=5,
         help="timed steps per run for plain Keras (about 2 s each at V=1M)",
     )
     parser.add_argument("--keras-warmup", type=int, default=1)
     parser.add_argument("--no-keras", action="store_true", help="skip plain Keras")
     parser.add_argument("--no-gather", action="store_true", help="skip `gather`")
-    parser.add_argument("--no-adam", action="store_true",
-                        help='skip `adam` (compile(optimizer="adam"))')
+    parser.add_argument(
+        "--no-adam", action="store_true", help='skip `adam` (compile(optimizer="adam"))'
+    )
     args = parser.parse_args()
     # `adam` densifies on purpose: that is what it measures.
     warnings.simplefilter("ignore", vtrain.optimizers.DensifiedGradientWarning)
@@ -77,11 +78,11 @@ def main():
             # Trace (and build the optimizer) once, outside every run.
             common.fit_step_seconds(model, data, warmup=1, steps=1)
             warmup, steps = (
-                (args.keras_warmup, args.keras_steps) if kind in ("keras", "adam")
+                (args.keras_warmup, args.keras_steps)
+                if kind in ("keras", "adam")
                 else (args.warmup, args.steps)
             )
-            runs[(kind, vocab)] = (
-                lambda m=model, d=data, w=warmup, s=steps:
+            runs[(kind, vocab)] = lambda m=model, d=data, w=warmup, s=steps: (
                 common.fit_step_seconds(m, d, w, s, cpu=True)
             )
     results = common.alternate(runs, args.repeats)
@@ -97,41 +98,54 @@ def main():
         row = [f"{vocab:,}", f"{common.unique_rows_per_batch(args, vocab):,.0f}"]
         for kind in kinds:
             walls = [r[0] for r in results[(kind, vocab)]]
-            row += [f"{ms[(kind, vocab)]:.1f} ±{common.spread(walls)}",
-                    f"{cpu[(kind, vocab)]:.1f}"]
+            row += [f"{ms[(kind, vocab)]:.1f} ±{common.spread(walls)}", f"{cpu[(kind, vocab)]:.1f}"]
         rows.append(row)
     ratio_row = [f"{large:,} / {small:,}", ""]
     for kind in kinds:
-        ratio_row += [f"{ms[(kind, large)] / ms[(kind, small)]:.2f}x",
-                      f"{cpu[(kind, large)] / cpu[(kind, small)]:.2f}x"]
+        ratio_row += [
+            f"{ms[(kind, large)] / ms[(kind, small)]:.2f}x",
+            f"{cpu[(kind, large)] / cpu[(kind, small)]:.2f}x",
+        ]
     rows.append(ratio_row)
-    print(f"\nmedian of {args.repeats} alternating runs: wall ms per step (± half "
-          "the min-max range, relative) and CPU ms per step (all threads); "
-          "rows/batch = distinct ids in a batch of "
-          f"{args.batch_size * args.tokens:,} ({args.ids}):")
+    print(
+        f"\nmedian of {args.repeats} alternating runs: wall ms per step (± half "
+        "the min-max range, relative) and CPU ms per step (all threads); "
+        "rows/batch = distinct ids in a batch of "
+        f"{args.batch_size * args.tokens:,} ({args.ids}):"
+    )
     common.print_table(headers, rows)
     if "gather" in kinds:
-        print("\nvtrain - gather: cost of the variational layer "
-              "(noise, log_alpha lookup, KL over all V rows, log_alpha update):")
+        print(
+            "\nvtrain - gather: cost of the variational layer "
+            "(noise, log_alpha lookup, KL over all V rows, log_alpha update):"
+        )
         for vocab in args.vocabs:
-            print(f"  V={vocab:,}: {ms[('vtrain', vocab)] - ms[('gather', vocab)]:+.1f} ms "
-                  f"wall, {cpu[('vtrain', vocab)] - cpu[('gather', vocab)]:+.1f} ms CPU")
+            print(
+                f"  V={vocab:,}: {ms[('vtrain', vocab)] - ms[('gather', vocab)]:+.1f} ms "
+                f"wall, {cpu[('vtrain', vocab)] - cpu[('gather', vocab)]:+.1f} ms CPU"
+            )
     if "adam" in kinds:
         print('\nadam / vtrain: compile(optimizer="adam") against LazyAdam, same model:')
         for vocab in args.vocabs:
-            print(f"  V={vocab:,}: {ms[('adam', vocab)] / ms[('vtrain', vocab)]:.1f}x wall, "
-                  f"{cpu[('adam', vocab)] / cpu[('vtrain', vocab)]:.1f}x CPU")
+            print(
+                f"  V={vocab:,}: {ms[('adam', vocab)] / ms[('vtrain', vocab)]:.1f}x wall, "
+                f"{cpu[('adam', vocab)] / cpu[('vtrain', vocab)]:.1f}x CPU"
+            )
     print()
     if "adam" in kinds:
-        print(f'compile(optimizer="adam") / LazyAdam at V={large:,}: '
-              f"{ms[('adam', large)] / ms[('vtrain', large)]:.1f}x (for information)")
+        print(
+            f'compile(optimizer="adam") / LazyAdam at V={large:,}: '
+            f"{ms[('adam', large)] / ms[('vtrain', large)]:.1f}x (for information)"
+        )
     common.verdict(
         f"vtrain step(V={large:,}) / step(V={small:,})",
-        ms[("vtrain", large)] / ms[("vtrain", small)], 1.2,
+        ms[("vtrain", large)] / ms[("vtrain", small)],
+        1.2,
     )
     common.verdict(
         "same, in CPU time (for information)",
-        cpu[("vtrain", large)] / cpu[("vtrain", small)], 1.2,
+        cpu[("vtrain", large)] / cpu[("vtrain", small)],
+        1.2,
     )
     common.finish()
 

@@ -34,9 +34,14 @@ def load_module(path):
 
 def launch(*argv, timeout=300, cwd=ROOT, **extra_env):
     """Runs `python -m vtrain.main ARGV` in `cwd` to the end; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "vtrain.main", *argv], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          env=environment(**extra_env))
+    return subprocess.run(
+        [sys.executable, "-m", "vtrain.main", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment(**extra_env),
+    )
 
 
 def keras_weights(path):
@@ -45,8 +50,13 @@ def keras_weights(path):
         data = archive.read("model.weights.h5")
     weights = {}
     with h5py.File(io.BytesIO(data), "r") as file:
-        file.visititems(lambda name, item: weights.__setitem__(name, np.array(item))
-                        if isinstance(item, h5py.Dataset) else None)
+        file.visititems(
+            lambda name, item: (
+                weights.__setitem__(name, np.array(item))
+                if isinstance(item, h5py.Dataset)
+                else None
+            )
+        )
     return weights
 
 
@@ -85,11 +95,16 @@ def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
         for index in range(count):
             logs.append(open(directory / f"worker{index}.log", "w"))
             tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
-                   "TF_CONFIG": json.dumps(tf_config)}
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "TF_CONFIG": json.dumps(tf_config),
+            }
             workers.append(
-                subprocess.Popen(command(index), cwd=ROOT, env=env, stdout=logs[-1],
-                                 stderr=subprocess.STDOUT)
+                subprocess.Popen(
+                    command(index), cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT
+                )
             )
         deadline = time.monotonic() + timeout
         # Stop at the first failure: its peer would wait in a collective

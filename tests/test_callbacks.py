@@ -44,8 +44,12 @@ class Poisoned(vtrain.Model):
         return self.dense(x)
 
     def get_config(self):
-        return {**super().get_config(), "value": self.value, "at": self.at,
-                "in_validation": self.in_validation}
+        return {
+            **super().get_config(),
+            "value": self.value,
+            "at": self.at,
+            "in_validation": self.in_validation,
+        }
 
     def compute_losses(self, data, training):
         x, y = data
@@ -92,9 +96,12 @@ def test_guard_names_the_term_epoch_and_step(value):
 
 def test_guard_checks_validation_terms():
     model = _poisoned(np.nan, at=-1, in_validation=True)
-    with pytest.raises(NonFiniteLossError, match=r"'val_mse' is nan in validation after epoch 0") as error:
-        model.fit(X, Y, batch_size=4, epochs=2, verbose=0,
-                  validation_data=(X, Y), callbacks=[NaNGuard()])
+    with pytest.raises(
+        NonFiniteLossError, match=r"'val_mse' is nan in validation after epoch 0"
+    ) as error:
+        model.fit(
+            X, Y, batch_size=4, epochs=2, verbose=0, validation_data=(X, Y), callbacks=[NaNGuard()]
+        )
     assert error.value.batch is None
 
 
@@ -104,8 +111,7 @@ def test_guard_on_a_plain_keras_model_checks_the_total():
     y = Y.copy()
     y[5] = np.nan  # batch 1 of every epoch
     with pytest.raises(NonFiniteLossError, match=r"the total 'loss' is nan at epoch 0, batch 1"):
-        model.fit(X, y, batch_size=4, epochs=1, verbose=0, shuffle=False,
-                  callbacks=[NaNGuard()])
+        model.fit(X, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[NaNGuard()])
 
 
 def test_guard_without_problem_is_silent():
@@ -124,7 +130,11 @@ def test_last_good_checkpoint_stays(tmp_path):
     with pytest.warns(UserWarning) as warned:
         with pytest.raises(NonFiniteLossError):
             model.fit(
-                X, Y, batch_size=4, epochs=3, verbose=0,
+                X,
+                Y,
+                batch_size=4,
+                epochs=3,
+                verbose=0,
                 callbacks=[
                     snapshots,
                     AtomicModelCheckpoint(checkpoint, save_weights_only=True, save_freq=1),
@@ -173,12 +183,20 @@ def test_backup_crash_before_commit_resumes_from_the_previous_backup(tmp_path, m
         model.fit(X, Y, batch_size=4, epochs=2, verbose=0, callbacks=[backup])
     monkeypatch.undo()
     assert sorted(os.listdir(tmp_path)) == [
-        "backup-1.weights.h5", "backup-2.weights.h5", "training_metadata.json",
+        "backup-1.weights.h5",
+        "backup-2.weights.h5",
+        "training_metadata.json",
     ]
 
     resumed = _poisoned(1.0)
-    history = resumed.fit(X, Y, batch_size=4, epochs=2, verbose=0,
-                          callbacks=[Snapshots(), AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)])
+    history = resumed.fit(
+        X,
+        Y,
+        batch_size=4,
+        epochs=2,
+        verbose=0,
+        callbacks=[Snapshots(), AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)],
+    )
     assert len(history.history["loss"]) == 1  # epoch 0 restored, epoch 1 run
     # Epoch 1 started from the committed epoch-0 state, not the orphan file.
     reference = _poisoned(1.0)
@@ -194,7 +212,10 @@ def test_backup_crash_before_commit_resumes_from_the_previous_backup(tmp_path, m
     "text, message",
     [
         ("{not json", r"Cannot resume from .*training_metadata.json"),
-        ('{"epoch": 2, "batch": 0}', r"missing 'epoch' \(int\) or 'weights'.*Keras BackupAndRestore"),
+        (
+            '{"epoch": 2, "batch": 0}',
+            r"missing 'epoch' \(int\) or 'weights'.*Keras BackupAndRestore",
+        ),
     ],
 )
 def test_backup_metadata_errors(tmp_path, text, message):
@@ -210,7 +231,12 @@ def test_model_checkpoint_formats_names_and_keeps_the_best(tmp_path):
     pattern = str(tmp_path / "model-{epoch:02d}.keras")
     best = str(tmp_path / "best.weights.h5")
     model.fit(
-        X, Y, batch_size=4, epochs=2, verbose=0, validation_data=(X, Y),
+        X,
+        Y,
+        batch_size=4,
+        epochs=2,
+        verbose=0,
+        validation_data=(X, Y),
         callbacks=[
             AtomicModelCheckpoint(pattern),
             AtomicModelCheckpoint(best, save_weights_only=True, save_best_only=True),
@@ -233,11 +259,21 @@ def test_first_non_finite_reads_arrays_and_scalars():
 
 def test_metadata_is_json_written_by_the_callback(tmp_path):
     model = _poisoned(1.0)
-    model.fit(X, Y, batch_size=4, epochs=1, verbose=0,
-              callbacks=[AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)])
+    model.fit(
+        X,
+        Y,
+        batch_size=4,
+        epochs=1,
+        verbose=0,
+        callbacks=[AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)],
+    )
     metadata = json.loads((tmp_path / "training_metadata.json").read_text())
-    assert metadata == {"batch": 0, "epoch": 1, "weights": "backup-1.weights.h5",
-                        "seed_states": []}  # the model has no SeedGenerator
+    assert metadata == {
+        "batch": 0,
+        "epoch": 1,
+        "weights": "backup-1.weights.h5",
+        "seed_states": [],
+    }  # the model has no SeedGenerator
 
 
 # --------------------------------------------------------------------------
@@ -259,15 +295,15 @@ class Trends(vtrain.Model):
     def compute_losses(self, data, training):
         epoch = ops.cast(self.epoch, "float32")
         zero = 0.0 * ops.mean(self(data[0]))  # a gradient path to the variable
-        return {"rising": epoch + zero, "falling": -epoch + zero,
-                "dip": (epoch - 1.0) ** 2 + zero}
+        return {"rising": epoch + zero, "falling": -epoch + zero, "dip": (epoch - 1.0) ** 2 + zero}
 
 
 def _fit_trends(callback, epochs=5, learning_rate=0.1):
     model = Trends()
     model.compile(optimizer=keras.optimizers.SGD(learning_rate))
-    history = model.fit(X, Y, batch_size=8, epochs=epochs, verbose=0,
-                        validation_data=(X, Y), callbacks=[callback]).history
+    history = model.fit(
+        X, Y, batch_size=8, epochs=epochs, verbose=0, validation_data=(X, Y), callbacks=[callback]
+    ).history
     return model, history
 
 
@@ -289,11 +325,14 @@ def test_reduce_lr_on_plateau_infers_lower_is_better(monitor, reductions):
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.1 * 0.5**reductions)
 
 
-@pytest.mark.parametrize("checkpoint_class", [keras.callbacks.ModelCheckpoint, AtomicModelCheckpoint])
+@pytest.mark.parametrize(
+    "checkpoint_class", [keras.callbacks.ModelCheckpoint, AtomicModelCheckpoint]
+)
 def test_model_checkpoint_saves_the_lowest_term(tmp_path, checkpoint_class):
     pattern = str(tmp_path / "best-{epoch:02d}.weights.h5")
-    checkpoint = checkpoint_class(pattern, monitor="val_dip", save_best_only=True,
-                                  save_weights_only=True)
+    checkpoint = checkpoint_class(
+        pattern, monitor="val_dip", save_best_only=True, save_weights_only=True
+    )
     _fit_trends(checkpoint, epochs=4)
     # dip = 1, 0, 1, 4 at epochs 0..3 (files 01..04): best at 01, then 02.
     assert sorted(os.listdir(tmp_path)) == ["best-01.weights.h5", "best-02.weights.h5"]
@@ -306,9 +345,12 @@ def test_variational_model_terms_are_monitorable():
     model = vtrain.VariationalModel(ids, keras.layers.Dense(2)(h), weight_decay=1e-3)
     model.compile(optimizer=vtrain.optimizers.LazyAdam(0.01))
     x, y = np.arange(24).reshape(8, 3) % 10, np.arange(8) % 2
-    callbacks_ = [keras.callbacks.EarlyStopping(monitor=f"val_{term}", patience=100)
-                  for term in ("cross_entropy", "kl", "loss")]
-    history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
-                        callbacks=callbacks_).history
+    callbacks_ = [
+        keras.callbacks.EarlyStopping(monitor=f"val_{term}", patience=100)
+        for term in ("cross_entropy", "kl", "loss")
+    ]
+    history = model.fit(
+        x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=callbacks_
+    ).history
     assert len(history["loss"]) == 2
     assert all(c.monitor_op is ops.less for c in callbacks_)

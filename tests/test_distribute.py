@@ -122,11 +122,20 @@ def train(strategy, case, epochs=2):
     xv, yv, _ = make_data(7, False, seed=1)  # 4 + 3: 2 + 2, then 2 + 1
     with strategy.scope():
         model = build_model(kind)
-        model.compile(optimizer=vtrain.optimizers.get(
-            optimizer, 0.3, learning_rate_multipliers=MULTIPLIERS.get(case)))
+        model.compile(
+            optimizer=vtrain.optimizers.get(
+                optimizer, 0.3, learning_rate_multipliers=MULTIPLIERS.get(case)
+            )
+        )
     history = model.fit(
-        x, y, sample_weight=weights, batch_size=batch_size, epochs=epochs,
-        validation_data=(xv, yv), validation_batch_size=4, shuffle=False,
+        x,
+        y,
+        sample_weight=weights,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=(xv, yv),
+        validation_batch_size=4,
+        shuffle=False,
         verbose=0,
     ).history
     return [w.tolist() for w in model.get_weights()], history
@@ -135,9 +144,7 @@ def train(strategy, case, epochs=2):
 def compare(got, want):
     """Largest weight difference and largest relative difference of the logs."""
     (got_w, got_h), (want_w, want_h) = got, want
-    weights = max(
-        float(np.max(np.abs(np.array(a) - np.array(b)))) for a, b in zip(got_w, want_w)
-    )
+    weights = max(float(np.max(np.abs(np.array(a) - np.array(b)))) for a, b in zip(got_w, want_w))
     logs = {}
     keys = ["cross_entropy", "kl", "loss"]
     if "regularization" in want_h:
@@ -258,7 +265,8 @@ def test_mirrored_add_loss_without_a_call_of_the_model_is_refused(mirrored_resul
     # compute_losses, vtrain cannot tell which replica's loss is which.
     assert mirrored_results["without_self_call"].startswith(
         "_WithoutSelfCall.compute_losses never calls the model itself (self(x)), "
-        "but its layers add losses in call()")
+        "but its layers add losses in call()"
+    )
     assert "on 2 local replicas" in mirrored_results["without_self_call"]
 
 
@@ -292,7 +300,8 @@ def test_example_mean_matches_numpy():
     assert float(example_mean(np.zeros((0, 3)))) == 0.0
     column = weights[:, None]  # Keras may hand sample weights as [B, 1]
     np.testing.assert_allclose(
-        float(example_mean(values[:, 0], column)), (values[:, 0] * weights).sum() / 4,
+        float(example_mean(values[:, 0], column)),
+        (values[:, 0] * weights).sum() / 4,
         rtol=1e-6,
     )
     np.testing.assert_allclose(
@@ -336,13 +345,16 @@ def test_get_strategy_mirrored_is_cached():
         ('{"task": {"type": "worker", "index": 0}}', 'no "cluster" entry'),
         ('{"cluster": {"worker": "127.0.0.1:1"}}', r'cluster\["worker"\] must be'),
         ('{"cluster": {"worker": ["localhost"]}}', r'"host:port" strings'),
-        ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}',
-         'no "worker"'),
+        ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', 'no "worker"'),
         ('{"cluster": {"worker": ["a:1"]}}', 'no "task" entry'),
-        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
-         "task type 'chief' is not a role"),
-        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
-         r"task index 1 is not in \[0, 1\)"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+            "task type 'chief' is not a role",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+            r"task index 1 is not in \[0, 1\)",
+        ),
     ],
 )
 def test_multi_worker_tf_config_errors(monkeypatch, tf_config, message):
@@ -399,8 +411,9 @@ def test_two_workers_with_a_multiplier_match_one_process(tmp_path):
     from tests import runs
 
     outputs = [tmp_path / f"worker{index}.json" for index in range(2)]
-    runs.run_cluster(tmp_path, lambda index: [sys.executable, "-c", _WORKER_SCRIPT,
-                                              str(outputs[index])])
+    runs.run_cluster(
+        tmp_path, lambda index: [sys.executable, "-c", _WORKER_SCRIPT, str(outputs[index])]
+    )
     first, second = (json.loads(path.read_text()) for path in outputs)
     assert first["replicas"] == second["replicas"] == 2
     for a, b in zip(first["weights"], second["weights"]):

@@ -26,9 +26,7 @@ MODULES = sorted(
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
-    result = doctest.testmod(
-        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
 
 
@@ -37,8 +35,9 @@ def python_blocks(path):
     return [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if KERAS2_ONLY not in b]
 
 
-@pytest.mark.parametrize("path", ["docs/index.md", "docs/migrating.md", "docs/extending.md",
-                                  "README.md"])
+@pytest.mark.parametrize(
+    "path", ["docs/index.md", "docs/migrating.md", "docs/extending.md", "README.md"]
+)
 def test_doc_code_blocks_run(path):
     for number, block in enumerate(python_blocks(path)):
         exec(compile(block, f"{path}[block {number}]", "exec"), {})

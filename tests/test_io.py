@@ -143,7 +143,8 @@ def test_sigkill_mid_write_keeps_the_previous_file(tmp_path):
     vtrain_io.atomic_write_json(target, {"epoch": 1})
     writer = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, IO_FILE, str(target)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert writer.stdout.readline().strip() == "writing"

@@ -66,7 +66,9 @@ def test_gradient_of_total_is_sum_of_weighted_term_gradients():
     g_l2 = [np.zeros(v.shape) if g is None else g for g, v in zip(g_l2, model.trainable_variables)]
     for g, a, b in zip(grad_total, g_mse, g_l2):
         np.testing.assert_allclose(g, a + 0.25 * b, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(float(total), float(terms["mse"]) + 0.25 * float(terms["l2"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(total), float(terms["mse"]) + 0.25 * float(terms["l2"]), rtol=1e-6
+    )
 
 
 def test_zero_weight_removes_a_term_gradient_exactly():
@@ -120,8 +122,15 @@ def test_epoch_logs_are_exact_means_weighted_by_batch_size():
     y = np.arange(20, dtype="float32")
     model = MeanOfY()
     model.compile(optimizer="sgd")
-    history = model.fit(np.zeros((20, 1)), y, batch_size=8, epochs=1, shuffle=False,
-                        validation_data=(np.zeros((20, 1)), y), verbose=0).history
+    history = model.fit(
+        np.zeros((20, 1)),
+        y,
+        batch_size=8,
+        epochs=1,
+        shuffle=False,
+        validation_data=(np.zeros((20, 1)), y),
+        verbose=0,
+    ).history
     assert history["mean_y"][0] == pytest.approx(y.mean(), rel=1e-6)
     assert history["val_mean_y"][0] == pytest.approx(y.mean(), rel=1e-6)
     assert history["loss"][0] == pytest.approx(y.mean(), rel=1e-6)
@@ -161,8 +170,9 @@ def test_sample_weights_reach_compute_losses():
     model.compile(optimizer="sgd")
     y = np.array([1.0, 2.0, 3.0, 4.0], "float32")
     sw = np.array([0.0, 1.0, 0.0, 2.0], "float32")
-    logs = model.evaluate(np.zeros((4, 1)), y, sample_weight=sw, batch_size=4,
-                          verbose=0, return_dict=True)
+    logs = model.evaluate(
+        np.zeros((4, 1)), y, sample_weight=sw, batch_size=4, verbose=0, return_dict=True
+    )
     assert logs["weighted"] == pytest.approx(np.mean(sw * y))
 
 
@@ -204,8 +214,10 @@ def test_jit_compile_on_cpu():
 
 def test_save_load_round_trip_keeps_epoch_weights_and_schedules(tmp_path):
     x, y = regression_data()
-    model = TwoTerms(loss_weights={"l2": schedules.cubic(0.1, 4)},
-                     learning_rate=schedules.exponential_decay(0.01, 0.9))
+    model = TwoTerms(
+        loss_weights={"l2": schedules.cubic(0.1, 4)},
+        learning_rate=schedules.exponential_decay(0.01, 0.9),
+    )
     model.compile(optimizer="adam")
     model.fit(x, y, epochs=3, verbose=0)
     path = str(tmp_path / "model.keras")
@@ -307,29 +319,41 @@ def densified_warnings(model, epochs=2):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, validation_data=(x, y))
-    return [str(w.message) for w in caught
-            if issubclass(w.category, vtrain.optimizers.DensifiedGradientWarning)]
+    return [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, vtrain.optimizers.DensifiedGradientWarning)
+    ]
 
 
-@pytest.mark.parametrize("layer", [vtrain.layers.VariationalEmbedding, vtrain.layers.GatherEmbedding])
+@pytest.mark.parametrize(
+    "layer", [vtrain.layers.VariationalEmbedding, vtrain.layers.GatherEmbedding]
+)
 def test_adam_on_a_sparse_gradient_warns_once_naming_the_variable(layer):
     messages = densified_warnings(embedding_model(layer, "adam"))
     assert len(messages) == 1, messages  # 2 epochs of 4 steps, validation: one warning
     assert messages[0].startswith(
         "VariationalModel received sparse (tf.IndexedSlices) gradients for "
         "'words/embeddings' (shape (50000, 8), 1.6 MB), but its optimizer, Adam, "
-        "applies them as dense updates")
+        "applies them as dense updates"
+    )
     assert "Fix: model.compile(optimizer=vtrain.optimizers.LazyAdam(...))" in messages[0]
     assert "log_alpha" not in messages[0]  # its KL gradient is dense anyway
 
 
-@pytest.mark.parametrize("optimizer", [
-    lambda: vtrain.optimizers.LazyAdam(),
-    lambda: keras.optimizers.SGD(0.1),
-    lambda: vtrain.optimizers.LazyAdam(learning_rate_multipliers={"log_alpha": 5.0}),
-], ids=["lazy_adam", "sgd", "lazy_adam_multiplied"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda: vtrain.optimizers.LazyAdam(),
+        lambda: keras.optimizers.SGD(0.1),
+        lambda: vtrain.optimizers.LazyAdam(learning_rate_multipliers={"log_alpha": 5.0}),
+    ],
+    ids=["lazy_adam", "sgd", "lazy_adam_multiplied"],
+)
 def test_row_wise_optimizers_do_not_warn(optimizer):
-    assert densified_warnings(embedding_model(vtrain.layers.VariationalEmbedding, optimizer())) == []
+    assert (
+        densified_warnings(embedding_model(vtrain.layers.VariationalEmbedding, optimizer())) == []
+    )
 
 
 def test_keras_embedding_with_adam_warns_too():

@@ -68,7 +68,8 @@ def test_all_rows_present_matches_dense_adam(kwargs):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{}, {"weight_decay": 0.1}, {"clipnorm": 0.5}, {"amsgrad": True}],
+    "kwargs",
+    [{}, {"weight_decay": 0.1}, {"clipnorm": 0.5}, {"amsgrad": True}],
     ids=lambda kw: ",".join(kw) or "plain",
 )
 def test_dense_gradient_matches_keras_adam(kwargs):
@@ -101,8 +102,11 @@ def test_dense_gradient_uses_the_fused_kernel():
     opt.build([var])
     step = tf.function(lambda g: opt.apply([g], [var]))
     graph = step.get_concrete_function(tf.TensorSpec((4, 1))).graph
-    ops_used = {op.type for f in [graph, *graph._functions.values()]
-                for op in getattr(f, "get_operations", lambda f=f: f.graph.get_operations())()}
+    ops_used = {
+        op.type
+        for f in [graph, *graph._functions.values()]
+        for op in getattr(f, "get_operations", lambda f=f: f.graph.get_operations())()
+    }
     assert "ResourceApplyAdam" in ops_used
 
 
@@ -164,9 +168,7 @@ class GatherModel(keras.Model):
     def __init__(self, vocab=50, dim=4, **kwargs):
         super().__init__(**kwargs)
         self.vocab, self.dim = vocab, dim
-        self.table = self.add_weight(
-            shape=(vocab, dim), initializer="random_normal", name="table"
-        )
+        self.table = self.add_weight(shape=(vocab, dim), initializer="random_normal", name="table")
         self.head = keras.layers.Dense(1)
         # Variables must exist after __init__: otherwise load_model builds a
         # smaller optimizer and skips its saved state with only a warning.
@@ -208,9 +210,7 @@ def test_fit_gets_indexed_slices_and_learns(jit_compile, wrap):
     keras.utils.set_random_seed(0)
     model = GatherModel()
     opt = RecordingLazyAdam(0.05, weight_decay=1e-3, global_clipnorm=5.0)
-    model.compile(
-        optimizer=wrap(opt) if wrap else opt, loss="mse", jit_compile=jit_compile
-    )
+    model.compile(optimizer=wrap(opt) if wrap else opt, loss="mse", jit_compile=jit_compile)
     ids, y = _data()
     losses = model.fit(ids, y, batch_size=16, epochs=4, verbose=0).history["loss"]
     assert losses[-1] < 0.7 * losses[0], losses
@@ -218,9 +218,7 @@ def test_fit_gets_indexed_slices_and_learns(jit_compile, wrap):
     assert "IndexedSlices" not in (opt.seen[(4, 1)], opt.seen[(1,)]), opt.seen
 
 
-@pytest.mark.parametrize(
-    "wrap", [keras.optimizers.LossScaleOptimizer, SparseLossScaleOptimizer]
-)
+@pytest.mark.parametrize("wrap", [keras.optimizers.LossScaleOptimizer, SparseLossScaleOptimizer])
 def test_loss_scale_optimizer_unscales_sparse_gradients(wrap):
     grad = np.array([[0.5, -1.0, 2.0], [1.0, 1.0, 1.0]])
     plain_var, scaled_var = _table(), _table()
@@ -366,9 +364,7 @@ def _dense_ops(fn, big_variables):
     """
     graph = tf.function(fn).get_concrete_function().graph
     handles = [v.value.handle for v in big_variables]
-    placeholders = [
-        inner for outer, inner in graph.captures if any(outer is h for h in handles)
-    ]
+    placeholders = [inner for outer, inner in graph.captures if any(outer is h for h in handles)]
     assert len(placeholders) == len(big_variables)
     dense = []
     for op in graph.get_operations():
@@ -402,6 +398,7 @@ def test_step_on_a_million_rows_creates_no_dense_table(kwargs):
     opt = LazyAdam(**kwargs)
     opt.build([table, bias])
     assert len(big(opt)) == (4 if kwargs.get("amsgrad") else 3)
+
     def step():
         return opt.apply([_big_gradient(), tf.ones([8])], [table, bias])
 
@@ -411,6 +408,7 @@ def test_step_on_a_million_rows_creates_no_dense_table(kwargs):
     kwargs.pop("learning_rate_multipliers", None)
     adam = keras.optimizers.Adam(**kwargs)
     adam.build([table, bias])
+
     def dense_step():
         return adam.apply([_big_gradient(), tf.ones([8])], [table, bias])
 
@@ -464,12 +462,15 @@ def _gradients(steps=4, seed=4):
     rng = np.random.default_rng(seed)
     for _ in range(steps):
         rows = rng.choice(6, size=3, replace=True)  # a repeated id, some rows absent
-        yield (_slices(rng.normal(size=(3, 3)), rows, [6, 3]),
-               tf.constant(rng.normal(size=(6, 1)), "float32"))
+        yield (
+            _slices(rng.normal(size=(3, 3)), rows, [6, 3]),
+            tf.constant(rng.normal(size=(6, 1)), "float32"),
+        )
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1}, {"amsgrad": True}],
-                         ids=lambda kw: ",".join(kw) or "plain")
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"weight_decay": 0.1}, {"amsgrad": True}], ids=lambda kw: ",".join(kw) or "plain"
+)
 @pytest.mark.parametrize("key", ["log_alpha", "table"], ids=["dense_path", "sparse_path"])
 def test_multiplier_is_adam_with_a_larger_learning_rate(key, kwargs):
     lr, factor = 0.01, 5.0
@@ -518,13 +519,21 @@ def _two_embeddings():
     return keras.Model(ids, keras.layers.Add()([words, tags]), name="net")
 
 
-@pytest.mark.parametrize("multipliers, expected", [
-    ({"log_alpha": 5.0}, {"words/log_alpha": 5.0, "tags/log_alpha": 5.0}),
-    ({"words/log_alpha": 5.0}, {"words/log_alpha": 5.0}),
-    ({"tags/log_alpha": 2.0, "embeddings": 0.5},
-     {"tags/log_alpha": 2.0, "words/embeddings": 0.5, "tags/embeddings": 0.5}),
-    ({"log_alpha": 5.0, "words/log_alpha": 5.0}, {"words/log_alpha": 5.0, "tags/log_alpha": 5.0}),
-])
+@pytest.mark.parametrize(
+    "multipliers, expected",
+    [
+        ({"log_alpha": 5.0}, {"words/log_alpha": 5.0, "tags/log_alpha": 5.0}),
+        ({"words/log_alpha": 5.0}, {"words/log_alpha": 5.0}),
+        (
+            {"tags/log_alpha": 2.0, "embeddings": 0.5},
+            {"tags/log_alpha": 2.0, "words/embeddings": 0.5, "tags/embeddings": 0.5},
+        ),
+        (
+            {"log_alpha": 5.0, "words/log_alpha": 5.0},
+            {"words/log_alpha": 5.0, "tags/log_alpha": 5.0},
+        ),
+    ],
+)
 def test_multiplier_keys_match_names_and_whole_path_suffixes(multipliers, expected):
     model = _two_embeddings()
     opt = LazyAdam(learning_rate_multipliers=multipliers)
@@ -533,14 +542,22 @@ def test_multiplier_keys_match_names_and_whole_path_suffixes(multipliers, expect
     assert got == {path: expected.get(path, 1.0) for path in got}
 
 
-@pytest.mark.parametrize("multipliers, message", [
-    ({"alpha": 5.0}, r"key 'alpha' matches no variable\. Expected a variable name or a "
-                     r"'/'-separated path suffix of one of the 4 trained variables: "
-                     r"'words/embeddings', .*Did you mean 'log_alpha'\?"),
-    ({"log_alpha": 5.0, "words/log_alpha": 2.0},
-     r"gives the variable 'words/log_alpha' two factors: 'log_alpha': 5.0, "
-     r"'words/log_alpha': 2.0"),
-])
+@pytest.mark.parametrize(
+    "multipliers, message",
+    [
+        (
+            {"alpha": 5.0},
+            r"key 'alpha' matches no variable\. Expected a variable name or a "
+            r"'/'-separated path suffix of one of the 4 trained variables: "
+            r"'words/embeddings', .*Did you mean 'log_alpha'\?",
+        ),
+        (
+            {"log_alpha": 5.0, "words/log_alpha": 2.0},
+            r"gives the variable 'words/log_alpha' two factors: 'log_alpha': 5.0, "
+            r"'words/log_alpha': 2.0",
+        ),
+    ],
+)
 def test_multiplier_keys_that_match_nothing_or_conflict_fail_at_build(multipliers, message):
     model = _two_embeddings()
     model.compile(optimizer=LazyAdam(learning_rate_multipliers=multipliers), loss="mse")
@@ -548,15 +565,18 @@ def test_multiplier_keys_that_match_nothing_or_conflict_fail_at_build(multiplier
         model.fit(np.zeros((2, 2), "int32"), np.zeros((2, 2, 2)), verbose=0)
 
 
-@pytest.mark.parametrize("multipliers, error, message", [
-    ([("log_alpha", 5.0)], TypeError, r"must be a dict .* received list"),
-    ({"log_alpha": 0.0}, ValueError, r"\['log_alpha'\]: received 0.0; expected a positive"),
-    ({"log_alpha": -1}, ValueError, r"received -1; expected a positive finite"),
-    ({"log_alpha": "5"}, ValueError, r"received '5'; expected a positive"),
-    ({"log_alpha": True}, ValueError, r"received True"),
-    ({"/log_alpha": 2.0}, ValueError, r"key '/log_alpha': expected a variable name"),
-    ({"": 2.0}, ValueError, r"key '': expected a variable name"),
-])
+@pytest.mark.parametrize(
+    "multipliers, error, message",
+    [
+        ([("log_alpha", 5.0)], TypeError, r"must be a dict .* received list"),
+        ({"log_alpha": 0.0}, ValueError, r"\['log_alpha'\]: received 0.0; expected a positive"),
+        ({"log_alpha": -1}, ValueError, r"received -1; expected a positive finite"),
+        ({"log_alpha": "5"}, ValueError, r"received '5'; expected a positive"),
+        ({"log_alpha": True}, ValueError, r"received True"),
+        ({"/log_alpha": 2.0}, ValueError, r"key '/log_alpha': expected a variable name"),
+        ({"": 2.0}, ValueError, r"key '': expected a variable name"),
+    ],
+)
 def test_invalid_multipliers_say_what_was_received(multipliers, error, message):
     with pytest.raises(error, match=message):
         LazyAdam(learning_rate_multipliers=multipliers)
@@ -584,19 +604,28 @@ def test_get_passes_multipliers_to_lazy_adam_and_sgd():
     sgd = optimizers.get("sgd", 0.1, learning_rate_multipliers=multipliers)
     assert type(sgd) is optimizers.SGD and sgd.learning_rate_multipliers == multipliers
     assert type(optimizers.get("sgd", 0.1, learning_rate_multipliers={})) is keras.optimizers.SGD
-    with pytest.raises(ValueError, match=r"'adam' received learning_rate_multipliers=.*"
-                                         r"only \['lazy_adam', 'sgd'\] take them"):
+    with pytest.raises(
+        ValueError,
+        match=r"'adam' received learning_rate_multipliers=.*"
+        r"only \['lazy_adam', 'sgd'\] take them",
+    ):
         optimizers.get("adam", 1e-3, learning_rate_multipliers=multipliers)
-    with pytest.raises(ValueError, match=r"learning_rate_multipliers=\{'log_alpha': 5.0\}.*"
-                                         r"pass learning_rate_multipliers=None"):
+    with pytest.raises(
+        ValueError,
+        match=r"learning_rate_multipliers=\{'log_alpha': 5.0\}.*"
+        r"pass learning_rate_multipliers=None",
+    ):
         optimizers.get(LazyAdam(), learning_rate_multipliers=multipliers)
 
 
 def _log_alpha_model(multiplier):
     """`tests.test_distribute`'s model (deterministic noise), LazyAdam with a multiplier."""
     model = build_model("stock")
-    model.compile(optimizer=optimizers.get(
-        "lazy_adam", 0.05, learning_rate_multipliers={"log_alpha": multiplier}))
+    model.compile(
+        optimizer=optimizers.get(
+            "lazy_adam", 0.05, learning_rate_multipliers={"log_alpha": multiplier}
+        )
+    )
     return model
 
 
@@ -645,23 +674,27 @@ def test_backup_and_restore_resume_keeps_the_multiplier(tmp_path):
     assert max(np.abs(a - b).max() for a, b in zip(plain.get_weights(), whole.get_weights())) > 1e-2
 
 
-@pytest.mark.parametrize("optimizer, row_wise", [
-    (LazyAdam(), True),
-    (LazyAdam(learning_rate_multipliers={"table": 2.0}), True),
-    (SparseLossScaleOptimizer(LazyAdam()), True),
-    (keras.optimizers.SGD(0.1), True),
-    (optimizers.SGD(0.1, learning_rate_multipliers={"table": 2.0}), True),
-    (keras.optimizers.SGD(0.1, momentum=0.9), False),
-    (keras.optimizers.SGD(0.1, weight_decay=0.01), False),
-    (keras.optimizers.Adam(), False),
-    (keras.optimizers.AdamW(), False),
-    (keras.optimizers.RMSprop(), False),
-    (keras.optimizers.Adagrad(), False),
-    (keras.optimizers.LossScaleOptimizer(LazyAdam()), False),
-    (SparseLossScaleOptimizer(keras.optimizers.Adam()), False),
-    (LazyAdam(use_ema=True), False),
-    (LazyAdam(gradient_accumulation_steps=2), False),
-], ids=lambda o: getattr(o, "name", str(o)))
+@pytest.mark.parametrize(
+    "optimizer, row_wise",
+    [
+        (LazyAdam(), True),
+        (LazyAdam(learning_rate_multipliers={"table": 2.0}), True),
+        (SparseLossScaleOptimizer(LazyAdam()), True),
+        (keras.optimizers.SGD(0.1), True),
+        (optimizers.SGD(0.1, learning_rate_multipliers={"table": 2.0}), True),
+        (keras.optimizers.SGD(0.1, momentum=0.9), False),
+        (keras.optimizers.SGD(0.1, weight_decay=0.01), False),
+        (keras.optimizers.Adam(), False),
+        (keras.optimizers.AdamW(), False),
+        (keras.optimizers.RMSprop(), False),
+        (keras.optimizers.Adagrad(), False),
+        (keras.optimizers.LossScaleOptimizer(LazyAdam()), False),
+        (SparseLossScaleOptimizer(keras.optimizers.Adam()), False),
+        (LazyAdam(use_ema=True), False),
+        (LazyAdam(gradient_accumulation_steps=2), False),
+    ],
+    ids=lambda o: getattr(o, "name", str(o)),
+)
 def test_is_row_wise(optimizer, row_wise):
     assert optimizers.is_row_wise(optimizer) is row_wise
 
@@ -670,8 +703,11 @@ def test_is_row_wise(optimizer, row_wise):
 def test_sgd_without_momentum_applies_sparse_gradients_row_wise(name):
     # The claim behind is_row_wise(SGD()): no op touches all 1M rows.
     table = keras.Variable(tf.zeros([_ROWS, 8]), name="big_table")
-    opt = (optimizers.SGD(0.1, learning_rate_multipliers={"big_table": 2.0})
-           if name == "sgd_multiplied" else keras.optimizers.SGD(0.1))
+    opt = (
+        optimizers.SGD(0.1, learning_rate_multipliers={"big_table": 2.0})
+        if name == "sgd_multiplied"
+        else keras.optimizers.SGD(0.1)
+    )
     opt.build([table])
 
     def step():

@@ -29,7 +29,9 @@ class Regularized(vtrain.Model):
         super().__init__(**kwargs)
         self.dense = keras.layers.Dense(
             2,
-            kernel_regularizer=keras.regularizers.L2(kernel_regularizer) if kernel_regularizer else None,
+            kernel_regularizer=keras.regularizers.L2(kernel_regularizer)
+            if kernel_regularizer
+            else None,
             activity_regularizer=keras.regularizers.L1(L1_ACTIVITY) if activity else None,
         )
         self.added = AddedLoss() if added else None
@@ -72,11 +74,19 @@ def test_history_loss_is_task_plus_numpy_penalty():
     x, y = data()
     model = Regularized()
     model.compile(optimizer=keras.optimizers.SGD(0.0))  # lr 0: weights stay put
-    history = model.fit(x, y, batch_size=len(x), epochs=2, verbose=0,
-                        validation_data=(x, y)).history
+    history = model.fit(
+        x, y, batch_size=len(x), epochs=2, verbose=0, validation_data=(x, y)
+    ).history
     mse, penalty = numpy_terms(model, x, y)
-    assert sorted(history) == ["learning_rate", "loss", "mse", "regularization",
-                               "val_loss", "val_mse", "val_regularization"]
+    assert sorted(history) == [
+        "learning_rate",
+        "loss",
+        "mse",
+        "regularization",
+        "val_loss",
+        "val_mse",
+        "val_regularization",
+    ]
     assert penalty > 10 * mse  # the penalty is not lost in the rounding
     for prefix in ("", "val_"):
         np.testing.assert_allclose(history[f"{prefix}regularization"], [penalty] * 2, rtol=1e-5)
@@ -92,8 +102,9 @@ def test_history_loss_is_task_plus_numpy_penalty():
 )
 def test_each_kind_of_keras_loss_counts_in_evaluate(kernel, activity, added):
     x, y = data(6)
-    model = Regularized(kernel_regularizer=L2_FACTOR if kernel else None,
-                        activity=activity, added=added)
+    model = Regularized(
+        kernel_regularizer=L2_FACTOR if kernel else None, activity=activity, added=added
+    )
     model.compile(optimizer="sgd")
     logs = model.evaluate(x, y, batch_size=6, verbose=0, return_dict=True)
     mse, penalty = numpy_terms(model, x, y, kernel, activity, added)
@@ -141,7 +152,8 @@ def test_functional_variational_model_counts_a_dense_regularizer():
     penalty = 0.5 * np.sum(dense.kernel.numpy().astype("float64") ** 2)
     assert logs["regularization"] == pytest.approx(penalty, rel=1e-5)
     assert logs["loss"] == pytest.approx(
-        logs["cross_entropy"] + 1e-3 * logs["kl"] + penalty, rel=1e-5)
+        logs["cross_entropy"] + 1e-3 * logs["kl"] + penalty, rel=1e-5
+    )
 
 
 @pytest.mark.parametrize("where", ["compute_losses", "loss_weights"])

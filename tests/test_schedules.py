@@ -70,9 +70,18 @@ def test_cyclical_at_cycle_boundaries():
     # 12 epochs, 3 cycles of 4, rising over the first 2 epochs of each.
     anneal = vs.cyclical(1.0, total_epochs=12, cycles=3, ratio=0.5)
     assert values(anneal, range(13)) == [
-        0.0, 0.5, 1.0, 1.0,
-        0.0, 0.5, 1.0, 1.0,
-        0.0, 0.5, 1.0, 1.0,
+        0.0,
+        0.5,
+        1.0,
+        1.0,
+        0.0,
+        0.5,
+        1.0,
+        1.0,
+        0.0,
+        0.5,
+        1.0,
+        1.0,
         1.0,  # past total_epochs: stays at max_value
     ]
 
@@ -93,7 +102,14 @@ def test_cyclical_when_cycles_do_not_divide_epochs():
 def test_cyclical_default_is_four_cycles_half_ramp():
     anneal = vs.cyclical(1.0, total_epochs=16)
     assert [anneal(e) for e in (0, 1, 2, 3, 4, 8, 12, 13)] == [
-        0.0, 0.5, 1.0, 1.0, 0.0, 0.0, 0.0, 0.5,
+        0.0,
+        0.5,
+        1.0,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        0.5,
     ]
 
 
@@ -152,8 +168,12 @@ def test_epoch_may_be_a_keras_variable():
 
 def test_vocabulary_ramp_weight_and_learning_rate():
     ramp = vs.vocabulary_ramp(
-        1e-6, 1e-3, start_epoch=2, total_epochs=5,
-        learning_rate=1e-3, final_learning_rate=1e-4,
+        1e-6,
+        1e-3,
+        start_epoch=2,
+        total_epochs=5,
+        learning_rate=1e-3,
+        final_learning_rate=1e-4,
     )
     # Epochs 0..2: small weight, initial learning rate.
     for epoch in (0, 1, 2):
@@ -187,7 +207,7 @@ def test_vocabulary_ramp_has_no_jump_at_start_epoch():
     assert weights[start - 1] == weights[start] == small
     # Each ramp epoch multiplies the weight by the same factor.
     factor = (large / small) ** (1 / (total - 1 - start))
-    ratios = [b / a for a, b in zip(weights[start:], weights[start + 1:])]
+    ratios = [b / a for a, b in zip(weights[start:], weights[start + 1 :])]
     assert ratios == pytest.approx([factor] * (total - 1 - start), rel=1e-9)
     buggy_first_step = small * (large / small) ** ((start - small) / (total - 1 - start))
     assert weights[start] != pytest.approx(buggy_first_step)
@@ -323,7 +343,9 @@ def test_as_schedule_numbers_schedules_and_callables():
 
 def test_wrapped_callable_validates_epoch_and_return_value():
     wrapped = vs.as_schedule(lambda epoch: "fast")
-    with pytest.raises(TypeError, match=r"returned 'fast' of type str at epoch 0; expected a float"):
+    with pytest.raises(
+        TypeError, match=r"returned 'fast' of type str at epoch 0; expected a float"
+    ):
         wrapped(0)
     with pytest.raises(ValueError, match="received epoch=-1"):
         vs.as_schedule(lambda epoch: 1.0)(-1)
@@ -331,7 +353,9 @@ def test_wrapped_callable_validates_epoch_and_return_value():
 
 def test_as_schedule_rejects_other_objects():
     for bad in ("0.1", None, True, [0.1]):
-        with pytest.raises(TypeError, match=r"as_schedule\(\) received .*expected a number, a vtrain"):
+        with pytest.raises(
+            TypeError, match=r"as_schedule\(\) received .*expected a number, a vtrain"
+        ):
             vs.as_schedule(bad)
 
 
@@ -371,50 +395,118 @@ def test_bad_epoch_error_names_the_schedule():
 @pytest.mark.parametrize(
     "build, error, message",
     [
-        (lambda: vs.constant("a"), TypeError, r"constant\(\) received value='a' of type str; expected a real number"),
-        (lambda: vs.constant(float("nan")), ValueError, r"constant\(\) received value=nan; expected a finite number"),
-        (lambda: vs.linear_warmup(1.0, -1), ValueError,
-         r"linear_warmup\(\) received warmup_epochs=-1; expected an integer >= 0\. Pass warmup_epochs=0 or more"),
-        (lambda: vs.linear_warmup(1.0, 2.5), TypeError,
-         r"linear_warmup\(\) received warmup_epochs=2.5 of type float; expected an integer"),
-        (lambda: vs.linear_warmup(1.0, 2, start_epoch=-2), ValueError,
-         r"linear_warmup\(\) received start_epoch=-2; expected an integer >= 0"),
+        (
+            lambda: vs.constant("a"),
+            TypeError,
+            r"constant\(\) received value='a' of type str; expected a real number",
+        ),
+        (
+            lambda: vs.constant(float("nan")),
+            ValueError,
+            r"constant\(\) received value=nan; expected a finite number",
+        ),
+        (
+            lambda: vs.linear_warmup(1.0, -1),
+            ValueError,
+            r"linear_warmup\(\) received warmup_epochs=-1; expected an integer >= 0\. Pass warmup_epochs=0 or more",
+        ),
+        (
+            lambda: vs.linear_warmup(1.0, 2.5),
+            TypeError,
+            r"linear_warmup\(\) received warmup_epochs=2.5 of type float; expected an integer",
+        ),
+        (
+            lambda: vs.linear_warmup(1.0, 2, start_epoch=-2),
+            ValueError,
+            r"linear_warmup\(\) received start_epoch=-2; expected an integer >= 0",
+        ),
         (lambda: vs.cubic(1.0, -3), ValueError, r"cubic\(\) received warmup_epochs=-3"),
-        (lambda: vs.geometric_warmup(1.0, 2, initial_value=0.0), ValueError,
-         r"geometric_warmup\(\) received initial_value=0.0; expected a value > 0.*use linear_warmup\(\)"),
-        (lambda: vs.cyclical(1.0, 10, cycles=0), ValueError,
-         r"cyclical\(\) received cycles=0; expected an integer >= 1"),
-        (lambda: vs.cyclical(1.0, 3, cycles=4), ValueError,
-         r"cyclical\(\) received cycles=4 with total_epochs=3; expected cycles <= total_epochs"),
-        (lambda: vs.cyclical(1.0, 10, ratio=0.0), ValueError,
-         r"cyclical\(\) received ratio=0.0; expected 0 < ratio <= 1"),
-        (lambda: vs.cyclical(1.0, 10, ratio=1.5), ValueError,
-         r"cyclical\(\) received ratio=1.5; expected 0 < ratio <= 1"),
-        (lambda: vs.cyclical(1.0, 0), ValueError,
-         r"cyclical\(\) received total_epochs=0; expected an integer >= 1"),
-        (lambda: vs.step_decay(1.0, 0.0, 2), ValueError,
-         r"step_decay\(\) received decay_rate=0.0; expected a value > 0. .*0.5 to halve"),
-        (lambda: vs.step_decay(1.0, 0.5, 0), ValueError,
-         r"step_decay\(\) received step_epochs=0; expected an integer >= 1"),
-        (lambda: vs.exponential_decay(1.0, -0.9), ValueError,
-         r"exponential_decay\(\) received decay_rate=-0.9; expected a value > 0"),
-        (lambda: vs.vocabulary_ramp(0.0, 1e-4, 1, 4, 1e-3), ValueError,
-         r"vocabulary_ramp\(\) received small_weight=0.0; expected a value > 0. .*geometrically"),
-        (lambda: vs.vocabulary_ramp(1e-6, -1.0, 1, 4, 1e-3), ValueError,
-         r"vocabulary_ramp\(\) received large_weight=-1.0; expected a value > 0"),
-        (lambda: vs.vocabulary_ramp(1e-6, 1e-4, -1, 4, 1e-3), ValueError,
-         r"vocabulary_ramp\(\) received start_epoch=-1; expected an integer >= 0"),
-        (lambda: vs.vocabulary_ramp(1e-6, 1e-4, 3, 4, 1e-3), ValueError,
-         r"vocabulary_ramp\(\) received start_epoch=3 with total_epochs=4; expected "
-         r"start_epoch < total_epochs - 1 = 3.*Lower start_epoch or train longer"),
-        (lambda: vs.vocabulary_ramp(1e-6, 1e-4, 0, 1, 1e-3), ValueError,
-         r"vocabulary_ramp\(\) received total_epochs=1; expected an integer >= 2"),
-        (lambda: vs.vocabulary_ramp(1e-6, 1e-4, 1, 4, 0.0), ValueError,
-         r"vocabulary_ramp\(\) received learning_rate=0.0; expected a value > 0"),
-        (lambda: vs.vocabulary_ramp(1e-6, 1e-4, 1, 4, 1e-3, -1e-4), ValueError,
-         r"vocabulary_ramp\(\) received final_learning_rate=-0.0001; expected a value > 0.*or None"),
-        (lambda: vs.CallableSchedule(3), TypeError,
-         r"CallableSchedule received 3 of type int; expected a callable"),
+        (
+            lambda: vs.geometric_warmup(1.0, 2, initial_value=0.0),
+            ValueError,
+            r"geometric_warmup\(\) received initial_value=0.0; expected a value > 0.*use linear_warmup\(\)",
+        ),
+        (
+            lambda: vs.cyclical(1.0, 10, cycles=0),
+            ValueError,
+            r"cyclical\(\) received cycles=0; expected an integer >= 1",
+        ),
+        (
+            lambda: vs.cyclical(1.0, 3, cycles=4),
+            ValueError,
+            r"cyclical\(\) received cycles=4 with total_epochs=3; expected cycles <= total_epochs",
+        ),
+        (
+            lambda: vs.cyclical(1.0, 10, ratio=0.0),
+            ValueError,
+            r"cyclical\(\) received ratio=0.0; expected 0 < ratio <= 1",
+        ),
+        (
+            lambda: vs.cyclical(1.0, 10, ratio=1.5),
+            ValueError,
+            r"cyclical\(\) received ratio=1.5; expected 0 < ratio <= 1",
+        ),
+        (
+            lambda: vs.cyclical(1.0, 0),
+            ValueError,
+            r"cyclical\(\) received total_epochs=0; expected an integer >= 1",
+        ),
+        (
+            lambda: vs.step_decay(1.0, 0.0, 2),
+            ValueError,
+            r"step_decay\(\) received decay_rate=0.0; expected a value > 0. .*0.5 to halve",
+        ),
+        (
+            lambda: vs.step_decay(1.0, 0.5, 0),
+            ValueError,
+            r"step_decay\(\) received step_epochs=0; expected an integer >= 1",
+        ),
+        (
+            lambda: vs.exponential_decay(1.0, -0.9),
+            ValueError,
+            r"exponential_decay\(\) received decay_rate=-0.9; expected a value > 0",
+        ),
+        (
+            lambda: vs.vocabulary_ramp(0.0, 1e-4, 1, 4, 1e-3),
+            ValueError,
+            r"vocabulary_ramp\(\) received small_weight=0.0; expected a value > 0. .*geometrically",
+        ),
+        (
+            lambda: vs.vocabulary_ramp(1e-6, -1.0, 1, 4, 1e-3),
+            ValueError,
+            r"vocabulary_ramp\(\) received large_weight=-1.0; expected a value > 0",
+        ),
+        (
+            lambda: vs.vocabulary_ramp(1e-6, 1e-4, -1, 4, 1e-3),
+            ValueError,
+            r"vocabulary_ramp\(\) received start_epoch=-1; expected an integer >= 0",
+        ),
+        (
+            lambda: vs.vocabulary_ramp(1e-6, 1e-4, 3, 4, 1e-3),
+            ValueError,
+            r"vocabulary_ramp\(\) received start_epoch=3 with total_epochs=4; expected "
+            r"start_epoch < total_epochs - 1 = 3.*Lower start_epoch or train longer",
+        ),
+        (
+            lambda: vs.vocabulary_ramp(1e-6, 1e-4, 0, 1, 1e-3),
+            ValueError,
+            r"vocabulary_ramp\(\) received total_epochs=1; expected an integer >= 2",
+        ),
+        (
+            lambda: vs.vocabulary_ramp(1e-6, 1e-4, 1, 4, 0.0),
+            ValueError,
+            r"vocabulary_ramp\(\) received learning_rate=0.0; expected a value > 0",
+        ),
+        (
+            lambda: vs.vocabulary_ramp(1e-6, 1e-4, 1, 4, 1e-3, -1e-4),
+            ValueError,
+            r"vocabulary_ramp\(\) received final_learning_rate=-0.0001; expected a value > 0.*or None",
+        ),
+        (
+            lambda: vs.CallableSchedule(3),
+            TypeError,
+            r"CallableSchedule received 3 of type int; expected a callable",
+        ),
     ],
 )
 def test_argument_errors(build, error, message):
@@ -440,32 +532,77 @@ def test_base_class_says_what_to_implement():
 # schedules (commit bfb7793), with the values they gave at epochs 0..5.
 SAVED_BEFORE = [
     ("Constant", {"value": 0.25}, [0.25] * 6),
-    ("LinearWarmup", {"final_value": 1.5, "initial_value": 0.5, "start_epoch": 2, "warmup_epochs": 4},
-     [0.5, 0.5, 0.5, 0.75, 1.0, 1.25]),
-    ("Cubic", {"final_value": 2.0, "initial_value": 0.0, "start_epoch": 1, "warmup_epochs": 3},
-     [0.0, 0.0, 0.07407407407407406, 0.5925925925925924, 2.0, 2.0]),
-    ("GeometricWarmup", {"final_value": 0.001, "initial_value": 1e-06, "start_epoch": 1, "warmup_epochs": 3},
-     [1e-06, 1e-06, 9.999999999999997e-06, 9.999999999999998e-05, 0.001, 0.001]),
-    ("Cyclical", {"cycles": 3, "max_value": 1.0, "min_value": 0.1, "ratio": 0.7, "total_epochs": 10},
-     [0.1, 0.48571428571428565, 0.8714285714285713, 1.0, 0.3571428571428571, 0.7428571428571429]),
-    ("StepDecay", {"decay_rate": 0.5, "initial_value": 2.0, "step_epochs": 3}, [2.0, 2.0, 2.0, 1.0, 1.0, 1.0]),
-    ("ExponentialDecay", {"decay_rate": 0.5, "initial_value": 3.0}, [3.0, 1.5, 0.75, 0.375, 0.1875, 0.09375]),
-    ("VocabularyRamp",
-     {"final_learning_rate": 0.0001, "large_weight": 0.001, "learning_rate": 0.001,
-      "small_weight": 1e-06, "start_epoch": 2, "total_epochs": 5},
-     [(1e-06, 0.001)] * 3 + [(3.1622776601683795e-05, 0.00055), (0.001, 0.0001), (0.001, 0.0001)]),
-    ("VocabularyRamp",
-     {"final_learning_rate": None, "large_weight": 0.0001, "learning_rate": 0.001,
-      "small_weight": 1e-07, "start_epoch": 2, "total_epochs": 10},
-     [(1e-07, 0.001)] * 3 + [(2.6826957952797254e-07, 0.001), (7.196856730011519e-07, 0.001),
-                             (1.9306977288832498e-06, 0.001)]),
+    (
+        "LinearWarmup",
+        {"final_value": 1.5, "initial_value": 0.5, "start_epoch": 2, "warmup_epochs": 4},
+        [0.5, 0.5, 0.5, 0.75, 1.0, 1.25],
+    ),
+    (
+        "Cubic",
+        {"final_value": 2.0, "initial_value": 0.0, "start_epoch": 1, "warmup_epochs": 3},
+        [0.0, 0.0, 0.07407407407407406, 0.5925925925925924, 2.0, 2.0],
+    ),
+    (
+        "GeometricWarmup",
+        {"final_value": 0.001, "initial_value": 1e-06, "start_epoch": 1, "warmup_epochs": 3},
+        [1e-06, 1e-06, 9.999999999999997e-06, 9.999999999999998e-05, 0.001, 0.001],
+    ),
+    (
+        "Cyclical",
+        {"cycles": 3, "max_value": 1.0, "min_value": 0.1, "ratio": 0.7, "total_epochs": 10},
+        [0.1, 0.48571428571428565, 0.8714285714285713, 1.0, 0.3571428571428571, 0.7428571428571429],
+    ),
+    (
+        "StepDecay",
+        {"decay_rate": 0.5, "initial_value": 2.0, "step_epochs": 3},
+        [2.0, 2.0, 2.0, 1.0, 1.0, 1.0],
+    ),
+    (
+        "ExponentialDecay",
+        {"decay_rate": 0.5, "initial_value": 3.0},
+        [3.0, 1.5, 0.75, 0.375, 0.1875, 0.09375],
+    ),
+    (
+        "VocabularyRamp",
+        {
+            "final_learning_rate": 0.0001,
+            "large_weight": 0.001,
+            "learning_rate": 0.001,
+            "small_weight": 1e-06,
+            "start_epoch": 2,
+            "total_epochs": 5,
+        },
+        [(1e-06, 0.001)] * 3
+        + [(3.1622776601683795e-05, 0.00055), (0.001, 0.0001), (0.001, 0.0001)],
+    ),
+    (
+        "VocabularyRamp",
+        {
+            "final_learning_rate": None,
+            "large_weight": 0.0001,
+            "learning_rate": 0.001,
+            "small_weight": 1e-07,
+            "start_epoch": 2,
+            "total_epochs": 10,
+        },
+        [(1e-07, 0.001)] * 3
+        + [
+            (2.6826957952797254e-07, 0.001),
+            (7.196856730011519e-07, 0.001),
+            (1.9306977288832498e-06, 0.001),
+        ],
+    ),
 ]
 
 
 @pytest.mark.parametrize("class_name, config, expected", SAVED_BEFORE, ids=lambda x: str(x)[:20])
 def test_configs_saved_by_earlier_versions_load_unchanged(class_name, config, expected):
-    saved = {"module": "vtrain.schedules", "class_name": class_name, "config": config,
-             "registered_name": f"vtrain>{class_name}"}
+    saved = {
+        "module": "vtrain.schedules",
+        "class_name": class_name,
+        "config": config,
+        "registered_name": f"vtrain>{class_name}",
+    }
     restored = keras.saving.deserialize_keras_object(saved)
     assert type(restored) is getattr(vs, class_name)
     assert values(restored, range(6)) == expected
@@ -485,5 +622,8 @@ def test_vocabulary_ramp_halves_cannot_be_deleted():
     ramp = vs.vocabulary_ramp(1e-6, 1e-4, 1, 4, 1e-3)
     with pytest.raises(AttributeError, match="immutable"):
         del ramp.weight_decay
-    with pytest.raises(AttributeError, match="VocabularyRamp is immutable: cannot set 'small_weight'. Build a new ramp"):
+    with pytest.raises(
+        AttributeError,
+        match="VocabularyRamp is immutable: cannot set 'small_weight'. Build a new ramp",
+    ):
         ramp.small_weight = 1.0

@@ -62,8 +62,7 @@ class GraphRecordingModel(vtrain.VariationalModel):
     """Keeps the graph `fit` traces its train step into."""
 
     def train_step(self, data):
-        self.train_graphs = [*getattr(self, "train_graphs", []),
-                             tf.compat.v1.get_default_graph()]
+        self.train_graphs = [*getattr(self, "train_graphs", []), tf.compat.v1.get_default_graph()]
         return super().train_step(data)
 
 
@@ -106,9 +105,7 @@ def _table_ops(graph, handles):
     of `tf.cond` (the loss-scale optimizer applies the step inside one) and
     into function calls.
     """
-    inside = [
-        inner for outer, inner in graph.captures if any(outer is h for h in handles)
-    ]
+    inside = [inner for outer, inner in graph.captures if any(outer is h for h in handles)]
     assert len(inside) == len(handles), "the step does not capture the table"
     row_ops, dense_ops = [], []
     _walk(graph, inside, row_ops, dense_ops)
@@ -155,9 +152,7 @@ def _check_graph(model, embedding, optimizer):
     row_ops, dense_ops = _table_ops(graph, _table_handles(embedding, optimizer))
     assert dense_ops == []
     # The walk did reach the update: the lookup and the row-wise Adam step.
-    assert row_ops == [
-        "ResourceGather", "ResourceScatterSub", "ResourceScatterUpdate"
-    ], row_ops
+    assert row_ops == ["ResourceGather", "ResourceScatterSub", "ResourceScatterUpdate"], row_ops
 
 
 def _check_gradient_types(model, embedding, optimizer):

@@ -1,13 +1,12 @@
-import numpy as np
 import keras
+import numpy as np
 import pytest
 from keras import ops
 
 import vtrain
+from tests.layers.test_variational_embedding import numpy_kl
 from vtrain import schedules
 from vtrain.layers import VariationalEmbedding
-
-from tests.layers.test_variational_embedding import numpy_kl
 
 
 def functional_model(vocab=30, classes=4, length=6, weight_decay=0.01, **kwargs):
@@ -114,8 +113,10 @@ def test_jit_compile_fit_on_cpu():
 @pytest.mark.parametrize("style", ["functional", "subclassed"])
 def test_save_load_keeps_epoch_log_alpha_and_predictions(style, tmp_path):
     x, y = data()
-    model = functional_model() if style == "functional" else Subclassed(
-        weight_decay=schedules.linear_warmup(0.01, 2)
+    model = (
+        functional_model()
+        if style == "functional"
+        else Subclassed(weight_decay=schedules.linear_warmup(0.01, 2))
     )
     model.compile(optimizer="adam")
     model.fit(x, y, epochs=3, verbose=0)

@@ -156,8 +156,10 @@ def check_versions(keras_version=None, tensorflow_version=None):
     ...     check_versions("3.9.0", "2.21.0")[0][:40]
     'vtrain was tested with keras >=3.15,<3.1'
     """
-    found = {"keras": keras_version or keras.__version__,
-             "tensorflow": tensorflow_version or tf.__version__}
+    found = {
+        "keras": keras_version or keras.__version__,
+        "tensorflow": tensorflow_version or tf.__version__,
+    }
     messages = []
     for name, (low, high) in (("keras", KERAS_RANGE), ("tensorflow", TENSORFLOW_RANGE)):
         version = _version(found[name])

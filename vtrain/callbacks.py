@@ -129,9 +129,7 @@ class NaNGuard(keras.callbacks.Callback):
             if batch is not None
             else f"in validation after epoch {self._epoch} (0-based)"
         )
-        shown = ", ".join(
-            f"{name}={_scalar(logs[name]):.6g}" for name in names if name in logs
-        )
+        shown = ", ".join(f"{name}={_scalar(logs[name]):.6g}" for name in names if name in logs)
         what = "the total" if term in ("loss", "val_loss") else "the loss term"
         raise NonFiniteLossError(
             f"Training stopped: {what} {term!r} is {value} {where}. "
@@ -142,7 +140,11 @@ class NaNGuard(keras.callbacks.Callback):
             "(lower it or clip gradients, e.g. global_clipnorm=1.0), a log or "
             "division of zero in compute_losses, bad input values (NaN/inf in "
             "the data).",
-            term, value, self._epoch, batch, step,
+            term,
+            value,
+            self._epoch,
+            batch,
+            step,
         )
 
 
@@ -172,7 +174,8 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         if bad is not None:
             warnings.warn(
                 f"AtomicModelCheckpoint: not saving epoch {epoch} "
-                f"(0-based): {bad[0]} is {bad[1]}. The last checkpoint is kept."
+                f"(0-based): {bad[0]} is {bad[1]}. The last checkpoint is kept.",
+                stacklevel=2,
             )
             return
         filepath = self._get_file_path(epoch, batch, logs)
@@ -273,13 +276,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return metadata
 
     def _save_model(self):
-        bad = first_non_finite(
-            getattr(self, "_last_logs", None), monitored_terms(self.model)
-        )
+        bad = first_non_finite(getattr(self, "_last_logs", None), monitored_terms(self.model))
         if bad is not None:
             warnings.warn(
                 f"AtomicBackupAndRestore: not backing up: {bad[0]} is "
-                f"{bad[1]}. The last backup is kept."
+                f"{bad[1]}. The last backup is kept.",
+                stacklevel=2,
             )
             return
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -289,8 +291,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         vtrain_io.save_weights(self.model, os.path.join(self.backup_dir, weights))
         vtrain_io.atomic_write_json(
             self._training_metadata_path,
-            {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-             "weights": weights, "seed_states": seed_states(self.model)},
+            {
+                "epoch": self._current_epoch,
+                "batch": self._last_batch_seen,
+                "weights": weights,
+                "seed_states": seed_states(self.model),
+            },
         )
         for name in os.listdir(self.backup_dir):
             if name.startswith("backup-") and name.endswith(".weights.h5") and name != weights:
@@ -392,6 +398,6 @@ def _optimizer_step(model):
 
 def _backup_number(name):
     try:
-        return int(name[len("backup-"):-len(".weights.h5")])
+        return int(name[len("backup-") : -len(".weights.h5")])
     except ValueError:
         return 0

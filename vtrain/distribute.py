@@ -67,9 +67,7 @@ def get_strategy(name="none", devices=None):
     if name not in STRATEGIES:
         close = difflib.get_close_matches(str(name), STRATEGIES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"Unknown strategy {name!r}. Expected one of {list(STRATEGIES)}.{hint}"
-        )
+        raise ValueError(f"Unknown strategy {name!r}. Expected one of {list(STRATEGIES)}.{hint}")
     if devices is not None and name != "mirrored":
         raise ValueError(
             f"get_strategy({name!r}) received devices={devices!r}; devices= "
@@ -141,25 +139,17 @@ def check_tf_config(text):
             or not addresses
             or not all(_is_address(a) for a in addresses)
         ):
-            raise invalid(
-                f'cluster["{role}"] must be a non-empty list of "host:port" strings'
-            )
+            raise invalid(f'cluster["{role}"] must be a non-empty list of "host:port" strings')
     if "worker" not in cluster and "chief" not in cluster:
         raise invalid('the cluster has no "worker" (or "chief") list')
     if not isinstance(task, dict):
         raise invalid('no "task" entry (an object with "type" and "index")')
     role, index = task.get("type"), task.get("index")
     if role not in cluster:
+        raise invalid(f"task type {role!r} is not a role of the cluster {sorted(cluster)}")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(cluster[role]):
         raise invalid(
-            f'task type {role!r} is not a role of the cluster {sorted(cluster)}'
-        )
-    if (
-        not isinstance(index, int)
-        or isinstance(index, bool)
-        or not 0 <= index < len(cluster[role])
-    ):
-        raise invalid(
-            f'task index {index!r} is not in [0, {len(cluster[role])}) for the '
+            f"task index {index!r} is not in [0, {len(cluster[role])}) for the "
             f'{len(cluster[role])} "{role}" address(es)'
         )
     return config
@@ -263,9 +253,7 @@ def example_mean(values, sample_weight=None):
     if context is None or context.num_replicas_in_sync == 1:
         return local_mean
     global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, local_count)
-    share = tf.math.divide_no_nan(
-        context.num_replicas_in_sync * local_count, global_count
-    )
+    share = tf.math.divide_no_nan(context.num_replicas_in_sync * local_count, global_count)
     # Forward value: the local mean exactly (the trackers weight it by the
     # local batch size). Gradient: `share` times that of the local mean.
     scaled = local_mean * share

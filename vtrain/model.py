@@ -105,23 +105,26 @@ class Model(keras.Model):
         for term in loss_weights:
             _check_term_name(term, "loss_weights")
         self.loss_weight_schedules = {
-            term: schedules.as_schedule(_deserialize(value))
-            for term, value in loss_weights.items()
+            term: schedules.as_schedule(_deserialize(value)) for term, value in loss_weights.items()
         }
         self.learning_rate_schedule = (
-            None
-            if learning_rate is None
-            else schedules.as_schedule(_deserialize(learning_rate))
+            None if learning_rate is None else schedules.as_schedule(_deserialize(learning_rate))
         )
         self.epoch = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
             name="epoch",
         )
         # Initial values are the epoch-0 values, so evaluate() before fit()
         # already uses the schedule, not a placeholder.
         self.loss_weight_variables = {
             term: self.add_weight(
-                shape=(), dtype="float32", trainable=False, name=f"{term}_weight",
+                shape=(),
+                dtype="float32",
+                trainable=False,
+                name=f"{term}_weight",
                 initializer=keras.initializers.Constant(schedule(0)),
             )
             for term, schedule in self.loss_weight_schedules.items()
@@ -170,9 +173,15 @@ class Model(keras.Model):
         """
         for name, value, fix in (
             ("loss", loss, "return the term from compute_losses"),
-            ("metrics", metrics, ("create keras.metrics in __init__ and "
-                                  "update them in compute_losses; they are "
-                                  "logged automatically")),
+            (
+                "metrics",
+                metrics,
+                (
+                    "create keras.metrics in __init__ and "
+                    "update them in compute_losses; they are "
+                    "logged automatically"
+                ),
+            ),
         ):
             if value is not None:
                 raise ValueError(
@@ -282,7 +291,8 @@ class Model(keras.Model):
         config.update(
             loss_weights={
                 term: self._serialize_schedule(
-                    schedule, f"loss_weights[{term!r}]",
+                    schedule,
+                    f"loss_weights[{term!r}]",
                     fallback=float(self.loss_weight_variables[term].numpy()),
                 )
                 for term, schedule in self.loss_weight_schedules.items()
@@ -326,9 +336,11 @@ class Model(keras.Model):
         # keras-team/keras#20585, and turns integer ids into floats.)
         strategy = self.distribute_strategy
         data_batch = tf.nest.map_structure(
-            lambda t: strategy.experimental_local_results(t)[0]
-            if isinstance(t, tf.distribute.DistributedValues)
-            else t,
+            lambda t: (
+                strategy.experimental_local_results(t)[0]
+                if isinstance(t, tf.distribute.DistributedValues)
+                else t
+            ),
             data_batch,
         )
         with strategy.scope():
@@ -419,9 +431,7 @@ class Model(keras.Model):
 
     def _losses_without_a_call(self):
         losses = self.losses
-        weight_penalties = sum(
-            v.regularizer is not None for v in self.trainable_variables
-        )
+        weight_penalties = sum(v.regularizer is not None for v in self.trainable_variables)
         if len(losses) == weight_penalties or not tf.distribute.has_strategy():
             return losses
         local_replicas = len(tf.distribute.get_strategy().extended.worker_devices)
@@ -575,9 +585,7 @@ def _functional_variant(cls):
             (cls, _keras_compat.Functional),
             {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
         )
-        _keras_compat.GLOBAL_CUSTOM_NAMES[variant] = (
-            keras.saving.get_registered_name(cls)
-        )
+        _keras_compat.GLOBAL_CUSTOM_NAMES[variant] = keras.saving.get_registered_name(cls)
         _FUNCTIONAL_VARIANTS[cls] = variant
     return _FUNCTIONAL_VARIANTS[cls]
 
@@ -590,9 +598,7 @@ def _without_missing(data):
 
 
 def _batch_size(data):
-    first = next(
-        t for t in tf.nest.flatten(data) if t is not None and len(t.shape) > 0
-    )
+    first = next(t for t in tf.nest.flatten(data) if t is not None and len(t.shape) > 0)
     return ops.cast(ops.shape(first)[0], "float32")
 
 

@@ -93,9 +93,7 @@ class LearningRateMultipliers:
         if self.built:
             return
         super().build(variables)
-        self._multiplier_by_index = _resolve_multipliers(
-            self.learning_rate_multipliers, variables
-        )
+        self._multiplier_by_index = _resolve_multipliers(self.learning_rate_multipliers, variables)
 
     def learning_rate_multiplier(self, variable):
         """The factor on the learning rate for `variable` (1.0 if no key matches).
@@ -150,8 +148,10 @@ def _checked_multipliers(multipliers):
                 "variable name or a path suffix such as 'log_alpha' or "
                 "'embedding/log_alpha' (no leading or trailing '/')."
             )
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (
-            0 < factor < float("inf")
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not (0 < factor < float("inf"))
         ):
             raise ValueError(
                 f"Invalid learning_rate_multipliers[{key!r}]: received {factor!r}; "
@@ -425,9 +425,7 @@ class SparseLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
     def check_finite(self, grads):
         """Returns a scalar bool tensor: are all gradient values finite?"""
         values = [
-            g.values if isinstance(g, tf.IndexedSlices) else g
-            for g in grads
-            if g is not None
+            g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None
         ]
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values])
 
@@ -467,8 +465,10 @@ def get(name_or_optimizer, learning_rate=None, learning_rate_multipliers=None):
     {'log_alpha': 5.0}
     """
     if isinstance(name_or_optimizer, keras.optimizers.Optimizer):
-        for argument, value in (("learning_rate", learning_rate),
-                                ("learning_rate_multipliers", learning_rate_multipliers)):
+        for argument, value in (
+            ("learning_rate", learning_rate),
+            ("learning_rate_multipliers", learning_rate_multipliers),
+        ):
             if value is not None:
                 raise ValueError(
                     f"Received an optimizer instance ({name_or_optimizer.name}) and "
@@ -548,9 +548,7 @@ def _sum_duplicates(grad):
     if _graph_in_xla(tf.compat.v1.get_default_graph()):
         # XLA has no SparseSegmentSum.
         indices, positions = tf.unique(grad.indices)
-        values = tf.math.unsorted_segment_sum(
-            grad.values, positions, tf.shape(indices)[0]
-        )
+        values = tf.math.unsorted_segment_sum(grad.values, positions, tf.shape(indices)[0])
         return indices, values
     # Sorted ids make the segment ids increasing, so the sum is one
     # SparseSegmentSum (gather and sorted sum in one kernel): on CPU about
@@ -559,9 +557,7 @@ def _sum_duplicates(grad):
     # scatters of the moments that follow.
     order = tf.argsort(grad.indices, stable=True)
     indices, positions = tf.unique(tf.gather(grad.indices, order))
-    values = tf.sparse.segment_sum(
-        grad.values, order, positions, num_segments=tf.shape(indices)[0]
-    )
+    values = tf.sparse.segment_sum(grad.values, order, positions, num_segments=tf.shape(indices)[0])
     return indices, values
 
 
@@ -580,9 +576,7 @@ def _scale(grad, factor):
 def _clip_by_global_norm(grads, clip_norm):
     """Keras's `clip_by_global_norm`, reading only slice values."""
     squares = [
-        tf.reduce_sum(tf.square(tf.cast(_values(g), "float32")))
-        for g in grads
-        if g is not None
+        tf.reduce_sum(tf.square(tf.cast(_values(g), "float32"))) for g in grads if g is not None
     ]
     norm = tf.sqrt(tf.add_n(squares))
     scale_for_finite = clip_norm * tf.minimum(1.0 / norm, 1.0 / clip_norm)

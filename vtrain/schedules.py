@@ -74,8 +74,7 @@ def _real(name, value, owner):
         )
     if not math.isfinite(value := float(value)):
         raise ValueError(
-            f"{owner} received {name}={value}; expected a finite number. "
-            f"Pass a finite {name}."
+            f"{owner} received {name}={value}; expected a finite number. Pass a finite {name}."
         )
     return value
 
@@ -83,9 +82,7 @@ def _real(name, value, owner):
 def _positive(hint):
     def check(name, value, owner):
         if (value := _real(name, value, owner)) <= 0:
-            raise ValueError(
-                f"{owner} received {name}={value}; expected a value > 0. {hint}"
-            )
+            raise ValueError(f"{owner} received {name}={value}; expected a value > 0. {hint}")
         return value
 
     return check
@@ -196,9 +193,7 @@ class _Frozen:
                 "its constructor arguments, so that it can be saved with a "
                 "model (or be a dataclass, whose fields are the config)."
             )
-        return {
-            field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-        }
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
     @classmethod
     def from_config(cls, config: dict):
@@ -218,9 +213,7 @@ class _Frozen:
         )
 
     def __delattr__(self, name):
-        raise AttributeError(
-            f"{type(self).__name__} is immutable: cannot delete {name!r}."
-        )
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}.")
 
     def _key(self):
         return tuple(sorted(self.get_config().items()))
@@ -269,9 +262,7 @@ class Schedule(_Frozen):
 
     def value_at(self, epoch: int) -> float:
         """Returns the value at a validated non-negative int `epoch`."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement value_at(epoch) -> float."
-        )
+        raise NotImplementedError(f"{type(self).__name__} must implement value_at(epoch) -> float.")
 
 
 @_register
@@ -441,8 +432,7 @@ class StepDecay(Schedule):
     initial_value: float = _arg(_real)
     decay_rate: float = _arg(
         _positive(
-            "The value is multiplied by decay_rate every step_epochs; use e.g. "
-            "0.5 to halve it."
+            "The value is multiplied by decay_rate every step_epochs; use e.g. 0.5 to halve it."
         )
     )
     step_epochs: int = _arg(_count(1))

@@ -106,9 +106,7 @@ class VariationalModel(Model):
         logits = ops.cast(logits, "float32")
         if self.task_loss == "binary_crossentropy":
             y = ops.cast(y, "float32")
-            per_example = ops.sum(
-                ops.binary_crossentropy(y, logits, from_logits=True), axis=-1
-            )
+            per_example = ops.sum(ops.binary_crossentropy(y, logits, from_logits=True), axis=-1)
         elif self.task_loss == "categorical_crossentropy":
             per_example = ops.categorical_crossentropy(
                 ops.cast(y, "float32"), logits, from_logits=True
@@ -131,9 +129,7 @@ class VariationalModel(Model):
         ['words']
         """
         return [
-            layer
-            for layer in _keras_compat.all_layers(self)
-            if isinstance(layer, VariationalLayer)
+            layer for layer in _keras_compat.all_layers(self) if isinstance(layer, VariationalLayer)
         ]
 
     def kl_divergence(self):

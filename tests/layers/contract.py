@@ -5,8 +5,8 @@ with equal outputs and equal weights, and one training step that changes
 every trainable weight.
 """
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 

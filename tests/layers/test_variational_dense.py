@@ -1,16 +1,16 @@
 import json
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
 import vtrain
-from vtrain.tagging import evaluate
 from tests.layers.contract import check_layer_contract
 from tests.layers.test_variational_embedding import numpy_kl
 from tests.runs import launch
 from vtrain.layers.variational_dense import VariationalDense
 from vtrain.layers.variational_embedding import VariationalEmbedding
+from vtrain.tagging import evaluate
 
 
 def numpy_log_alpha(theta, log_sigma2):
@@ -117,9 +117,10 @@ def test_variational_model_finds_it_next_to_an_embedding():
     model = vtrain.VariationalModel(ids, logits, weight_decay=0.01)
     assert sorted(layer.name for layer in model.variational_layers()) == ["embed", "hidden"]
     hidden = model.get_layer("hidden")
-    expected = numpy_kl(model.get_layer("embed").log_alpha.numpy()).sum() + numpy_kl(
-        numpy_log_alpha(hidden.kernel.numpy(), hidden.log_sigma2.numpy())
-    ).sum()
+    expected = (
+        numpy_kl(model.get_layer("embed").log_alpha.numpy()).sum()
+        + numpy_kl(numpy_log_alpha(hidden.kernel.numpy(), hidden.log_sigma2.numpy())).sum()
+    )
     assert float(model.kl_divergence()) == pytest.approx(expected, rel=1e-5)
 
 
@@ -154,7 +155,9 @@ def test_mixed_precision_output_dtype_and_float32_weights():
 
 @pytest.mark.parametrize("units", [0, -1, 2.0, None, True])
 def test_invalid_units_message(units):
-    with pytest.raises(ValueError, match=r"Invalid units .* received .*Expected a positive integer"):
+    with pytest.raises(
+        ValueError, match=r"Invalid units .* received .*Expected a positive integer"
+    ):
         VariationalDense(units)
 
 
@@ -171,12 +174,18 @@ def test_unknown_input_dimension_message():
 
 # -- End to end through the launcher ---------------------------------------
 
+
 def test_config_trains_through_the_launcher_and_reports_kept_weights(tmp_path):
-    result = launch("--config=configs/variational_dense.py",
-                    "--config.data.max_train_examples=600", "--config.data.max_vocabulary_size=2000",
-                    "--config.data.sequence_length=32", "--config.model.embedding_dim=16",
-                    "--config.model.hidden_units=32", "--config.train.num_epochs=2",
-                    f"--workdir={tmp_path}")
+    result = launch(
+        "--config=configs/variational_dense.py",
+        "--config.data.max_train_examples=600",
+        "--config.data.max_vocabulary_size=2000",
+        "--config.data.sequence_length=32",
+        "--config.model.embedding_dim=16",
+        "--config.model.hidden_units=32",
+        "--config.train.num_epochs=2",
+        f"--workdir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert 0.0 <= results["test"]["f1@3"] <= 1.0

@@ -39,9 +39,7 @@ def test_contract(tmp_path):
 @pytest.mark.parametrize("log_alpha", [-10.0, -1.0, 0.0, 3.0, 8.0])
 def test_kl_per_row_matches_numpy_formula(log_alpha):
     layer = layer_with_log_alpha([log_alpha])
-    np.testing.assert_allclose(
-        float(layer.regularizer()), numpy_kl(log_alpha), rtol=1e-6
-    )
+    np.testing.assert_allclose(float(layer.regularizer()), numpy_kl(log_alpha), rtol=1e-6)
 
 
 def test_kl_reference_values_from_design_notes():
@@ -173,5 +171,7 @@ def test_invalid_threshold_message(threshold):
 
 @pytest.mark.parametrize("input_dim", [0, -3, 2.5, None])
 def test_invalid_input_dim_message(input_dim):
-    with pytest.raises(ValueError, match=r"Invalid input_dim .* received .*Expected a positive integer"):
+    with pytest.raises(
+        ValueError, match=r"Invalid input_dim .* received .*Expected a positive integer"
+    ):
         VariationalEmbedding(input_dim, 2)

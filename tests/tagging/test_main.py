@@ -16,8 +16,9 @@ def parse(*argv, path=ROOT / "configs" / "default.py"):
     """Parses launcher-style flags into a fresh FlagValues; returns the config."""
     argv = ["vtrain.main", *argv]
     flag_values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", str(path), flag_values=flag_values,
-                                    lock_config=True, sys_argv=argv)
+    config_flags.DEFINE_config_file(
+        "config", str(path), flag_values=flag_values, lock_config=True, sys_argv=argv
+    )
     flag_values(argv)
     return flag_values.config
 
@@ -64,18 +65,22 @@ def test_overrides_are_typed_and_applied():
 
 def test_mistyped_override_fails_with_a_suggestion(tmp_path):
     # Run outside the repository: the default config is found all the same.
-    result = runs.launch("--config.train.num_epoch=1", f"--workdir={tmp_path / 'run'}",
-                         cwd=tmp_path)
+    result = runs.launch(
+        "--config.train.num_epoch=1", f"--workdir={tmp_path / 'run'}", cwd=tmp_path
+    )
     assert result.returncode == 1
-    assert ("Error: unknown config field in --config.train.num_epoch: 'num_epoch'. "
-            'Did you mean "num_epochs" instead of "num_epoch"?') in result.stderr
+    assert (
+        "Error: unknown config field in --config.train.num_epoch: 'num_epoch'. "
+        'Did you mean "num_epochs" instead of "num_epoch"?'
+    ) in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_mistyped_override_of_an_explicit_config_fails_the_same_way(tmp_path):
-    result = runs.launch("--config=configs/tiny.py", "--config.data.batch_sise=1",
-                         f"--workdir={tmp_path / 'run'}")
+    result = runs.launch(
+        "--config=configs/tiny.py", "--config.data.batch_sise=1", f"--workdir={tmp_path / 'run'}"
+    )
     assert result.returncode == 1
     assert 'Did you mean "batch_size" instead of "batch_sise"?' in result.stderr
     assert "Traceback" not in result.stderr
@@ -83,10 +88,13 @@ def test_mistyped_override_of_an_explicit_config_fails_the_same_way(tmp_path):
 
 def test_data_error_reaches_the_launcher_with_file_and_line(tmp_path):
     path = tmp_path / "mine.jsonl"
-    path.write_text('{"text": "a web server", "tags": ["web::server"]}\n'
-                    '{"text": "an editor", "tags": "editor"\n')
-    result = runs.launch("--config=configs/tiny.py", f"--config.data.path={path}",
-                         f"--workdir={tmp_path / 'run'}")
+    path.write_text(
+        '{"text": "a web server", "tags": ["web::server"]}\n'
+        '{"text": "an editor", "tags": "editor"\n'
+    )
+    result = runs.launch(
+        "--config=configs/tiny.py", f"--config.data.path={path}", f"--workdir={tmp_path / 'run'}"
+    )
     assert result.returncode == 1
     assert f"Error: Invalid data in '{path}' line 2: malformed JSON" in result.stderr
     assert "Traceback" not in result.stderr

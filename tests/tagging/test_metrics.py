@@ -11,17 +11,21 @@ from vtrain.tagging import metrics
 #   row 0: ranking 1, 3, 2, 4, 0; true {1, 2}
 #   row 1: ranking 0, 1, 2, 3, 4; true {4}
 #   row 2: ranking 2, 4, then the tied 0, 1, 3 in index order; true {0, 2, 4}
-SCORES = np.array([
-    [0.1, 0.9, 0.3, 0.8, 0.2],
-    [0.5, 0.4, 0.3, 0.2, 0.1],
-    [0.0, 0.0, 0.7, 0.0, 0.6],
-])
+SCORES = np.array(
+    [
+        [0.1, 0.9, 0.3, 0.8, 0.2],
+        [0.5, 0.4, 0.3, 0.2, 0.1],
+        [0.0, 0.0, 0.7, 0.0, 0.6],
+    ]
+)
 LABEL_LISTS = [[1, 2], [4], [0, 2, 4]]
-MULTI_HOT = np.array([
-    [0, 1, 1, 0, 0],
-    [0, 0, 0, 0, 1],
-    [1, 0, 1, 0, 1],
-])
+MULTI_HOT = np.array(
+    [
+        [0, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1],
+        [1, 0, 1, 0, 1],
+    ]
+)
 
 D2 = 1 / math.log2(3)  # discount of rank 2
 D5 = 1 / math.log2(6)  # discount of rank 5
@@ -34,16 +38,26 @@ D5 = 1 / math.log2(6)  # discount of rank 5
 #   NDCG@3: (1 + 1/2) / (1 + D2), 0, 1
 #   NDCG@5: (1 + 1/2) / (1 + D2), D5 / 1, 1
 EXPECTED = {
-    "precision@1": 2 / 3, "recall@1": 5 / 18, "f1@1": 7 / 18, "ndcg@1": 2 / 3,
-    "precision@3": 5 / 9, "recall@3": 2 / 3, "f1@3": 3 / 5,
+    "precision@1": 2 / 3,
+    "recall@1": 5 / 18,
+    "f1@1": 7 / 18,
+    "ndcg@1": 2 / 3,
+    "precision@3": 5 / 9,
+    "recall@3": 2 / 3,
+    "f1@3": 3 / 5,
     "ndcg@3": (1.5 / (1 + D2) + 0 + 1) / 3,
-    "precision@5": 2 / 5, "recall@5": 1.0, "f1@5": 139 / 252,
+    "precision@5": 2 / 5,
+    "recall@5": 1.0,
+    "f1@5": 139 / 252,
     "ndcg@5": (1.5 / (1 + D2) + D5 + 1) / 3,
 }
 
 
-@pytest.mark.parametrize("labels", [LABEL_LISTS, MULTI_HOT, MULTI_HOT.astype(bool)],
-                         ids=["index lists", "multi-hot", "bool multi-hot"])
+@pytest.mark.parametrize(
+    "labels",
+    [LABEL_LISTS, MULTI_HOT, MULTI_HOT.astype(bool)],
+    ids=["index lists", "multi-hot", "bool multi-hot"],
+)
 def test_ranking_metrics_by_hand(labels):
     result = metrics.ranking_metrics(SCORES, labels, ks=(1, 3, 5))
     assert list(result) == list(EXPECTED)
@@ -53,7 +67,9 @@ def test_ranking_metrics_by_hand(labels):
 
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_single_metric_functions_agree(k):
-    assert metrics.precision_at_k(SCORES, LABEL_LISTS, k) == pytest.approx(EXPECTED[f"precision@{k}"])
+    assert metrics.precision_at_k(SCORES, LABEL_LISTS, k) == pytest.approx(
+        EXPECTED[f"precision@{k}"]
+    )
     assert metrics.recall_at_k(SCORES, LABEL_LISTS, k) == pytest.approx(EXPECTED[f"recall@{k}"])
     assert metrics.f1_at_k(SCORES, LABEL_LISTS, k) == pytest.approx(EXPECTED[f"f1@{k}"])
     assert metrics.ndcg_at_k(SCORES, LABEL_LISTS, k) == pytest.approx(EXPECTED[f"ndcg@{k}"])
@@ -99,13 +115,20 @@ def test_ranking_metrics_from_lists_short_and_repeated():
     # row 2: [2, 2, 4]: the repeated 2 earns nothing: k=1 P 1, R 1/3, F1 1/2;
     #        k=3 hits 2: P 2/3, R 2/3, F1 2/3; NDCG@3 relevance [1, 0, 1]
     expected = {
-        "precision@1": 2 / 3, "recall@1": 5 / 18, "f1@1": 7 / 18, "ndcg@1": 2 / 3,
-        "precision@3": 1 / 3, "recall@3": 7 / 18, "f1@3": 16 / 45,
+        "precision@1": 2 / 3,
+        "recall@1": 5 / 18,
+        "f1@1": 7 / 18,
+        "ndcg@1": 2 / 3,
+        "precision@3": 1 / 3,
+        "recall@3": 7 / 18,
+        "f1@3": 16 / 45,
         "ndcg@3": (1 / (1 + D2) + 0 + 1.5 / (1 + D2 + 0.5)) / 3,
     }
     assert result == pytest.approx(expected, rel=1e-12)
     # Multi-hot labels give the same numbers.
-    assert metrics.ranking_metrics_from_lists(predicted, MULTI_HOT, ks=(1, 3)) == pytest.approx(expected)
+    assert metrics.ranking_metrics_from_lists(predicted, MULTI_HOT, ks=(1, 3)) == pytest.approx(
+        expected
+    )
 
 
 def test_lists_match_scores_when_the_lists_are_the_score_ranking():
@@ -126,7 +149,9 @@ def test_lists_longer_than_k_are_cut():
 
 def test_examples_without_labels_are_reported():
     scores = np.zeros((4, 3))
-    with pytest.raises(ValueError, match=r"2 of 4 examples have no true label \(first: row 1\).*drop those rows"):
+    with pytest.raises(
+        ValueError, match=r"2 of 4 examples have no true label \(first: row 1\).*drop those rows"
+    ):
         metrics.precision_at_k(scores, [[0], [], [2], []], 1)
     with pytest.raises(ValueError, match=r"1 of 2 examples have no true label \(first: row 0\)"):
         metrics.ranking_metrics_from_lists([[0], [1]], np.array([[0, 0], [0, 1]]), ks=(1,))
@@ -138,19 +163,53 @@ def test_examples_without_labels_are_reported():
         (SCORES, LABEL_LISTS, 6, r"Received k=6 with only 5 tags; expected k <= 5.*transposed"),
         (SCORES, LABEL_LISTS, 0, r"Received k=0; expected a positive integer"),
         (SCORES, LABEL_LISTS, 1.5, r"Received k=1.5; expected a positive integer"),
-        (SCORES[0], LABEL_LISTS, 1, r"Received scores of shape \(5,\); expected a non-empty 2-D.*scores\[None, :\]"),
+        (
+            SCORES[0],
+            LABEL_LISTS,
+            1,
+            r"Received scores of shape \(5,\); expected a non-empty 2-D.*scores\[None, :\]",
+        ),
         (np.zeros((0, 5)), [], 1, r"Received scores of shape \(0, 5\)"),
-        ([[0.1, np.nan], [0.2, 0.3]], [[0], [1]], 1,
-         r"NaN in 1 of 2 rows \(first: row 0\); expected real numbers"),
-        (SCORES, LABEL_LISTS[:2], 1, r"Received 2 label rows for 3 examples; expected one row of labels per example"),
-        (SCORES, MULTI_HOT[:, :4], 1, r"labels with 4 columns and scores with 5; expected the same number"),
+        (
+            [[0.1, np.nan], [0.2, 0.3]],
+            [[0], [1]],
+            1,
+            r"NaN in 1 of 2 rows \(first: row 0\); expected real numbers",
+        ),
+        (
+            SCORES,
+            LABEL_LISTS[:2],
+            1,
+            r"Received 2 label rows for 3 examples; expected one row of labels per example",
+        ),
+        (
+            SCORES,
+            MULTI_HOT[:, :4],
+            1,
+            r"labels with 4 columns and scores with 5; expected the same number",
+        ),
         (SCORES, MULTI_HOT * 2, 1, r"values other than 0 and 1 \(e.g. 2\); expected 0/1"),
         (SCORES, MULTI_HOT[0], 1, r"Received labels of shape \(5,\); expected a multi-hot array"),
-        (SCORES, [[1, 2], [5], [0]], 1, r"Received labels\[1\] with tag index 5; expected indices in \[0, 4\]"),
+        (
+            SCORES,
+            [[1, 2], [5], [0]],
+            1,
+            r"Received labels\[1\] with tag index 5; expected indices in \[0, 4\]",
+        ),
         (SCORES, [[1, 2], [-1], [0]], 1, r"Received labels\[1\] with tag index -1"),
-        (SCORES, [[1, 2], ["a"], [0]], 1, r"Received labels\[1\]=\['a'\]; expected a list of integer tag indices"),
+        (
+            SCORES,
+            [[1, 2], ["a"], [0]],
+            1,
+            r"Received labels\[1\]=\['a'\]; expected a list of integer tag indices",
+        ),
         # A multi-hot matrix passed as a Python list is caught by its repeats.
-        (SCORES, MULTI_HOT.tolist(), 1, r"labels\[0\]=\[0, 1, 1, 0, 0\], which repeats a tag index.*np.asarray\(labels\)"),
+        (
+            SCORES,
+            MULTI_HOT.tolist(),
+            1,
+            r"labels\[0\]=\[0, 1, 1, 0, 0\], which repeats a tag index.*np.asarray\(labels\)",
+        ),
     ],
 )
 def test_input_errors(scores, labels, k, message):
@@ -173,7 +232,10 @@ def test_ks_errors(ks, message):
 
 def test_repeated_ks_are_reported_once():
     assert list(metrics.ranking_metrics(SCORES, LABEL_LISTS, ks=(3, 3))) == [
-        "precision@3", "recall@3", "f1@3", "ndcg@3",
+        "precision@3",
+        "recall@3",
+        "f1@3",
+        "ndcg@3",
     ]
 
 

@@ -49,8 +49,12 @@ def run_workers(directory, script, count=2, timeout=TIMEOUT):
     `run_cluster` for the rest).
     """
     outputs = [directory / f"worker{index}.json" for index in range(count)]
-    runs.run_cluster(directory, lambda index: [sys.executable, "-c", script, str(outputs[index])],
-                count=count, timeout=timeout)
+    runs.run_cluster(
+        directory,
+        lambda index: [sys.executable, "-c", script, str(outputs[index])],
+        count=count,
+        timeout=timeout,
+    )
     return [json.loads(path.read_text()) for path in outputs]
 
 
@@ -79,8 +83,11 @@ def test_two_workers_match_each_other_and_one_process(worker_results):
     [
         ("import time; time.sleep(600)", 2),
         # Worker 1 fails at once: worker 0 is killed without waiting 60 s.
-        ("import os, sys, time\nif os.environ['TF_CONFIG'].endswith('1}}'):"
-         " sys.exit(3)\ntime.sleep(600)", 60),
+        (
+            "import os, sys, time\nif os.environ['TF_CONFIG'].endswith('1}}'):"
+            " sys.exit(3)\ntime.sleep(600)",
+            60,
+        ),
     ],
     ids=["hung", "one_fails"],
 )

@@ -16,18 +16,26 @@ from tests import runs
 # Tiny, grown so that an epoch is 500 steps (seconds, not milliseconds: the
 # kill lands inside epoch 2, not between epochs) and the best epoch is the
 # last (so the compared best.keras holds the weights trained after the resume).
-ARGS = (f"--config={runs.TINY}", "--deterministic", "--config.train.num_epochs=3",
-        "--config.data.max_train_examples=8000", "--config.data.batch_size=16",
-        "--config.train.learning_rate_decay=1.0")
+ARGS = (
+    f"--config={runs.TINY}",
+    "--deterministic",
+    "--config.train.num_epochs=3",
+    "--config.data.max_train_examples=8000",
+    "--config.data.batch_size=16",
+    "--config.train.learning_rate_decay=1.0",
+)
 # Which results.json entries must match; the rest are times and the workdir.
 COMPARED = ("test", "validation", "best_epoch", "kept_vocabulary", "sparsity")
 
 
 def start(workdir, log):
-    return subprocess.Popen([sys.executable, "-m", "vtrain.main", *ARGS,
-                             f"--workdir={workdir}"], cwd=runs.ROOT, stdout=log,
-                            stderr=subprocess.STDOUT,
-                            env=runs.environment(PYTHONUNBUFFERED="1"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "vtrain.main", *ARGS, f"--workdir={workdir}"],
+        cwd=runs.ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=runs.environment(PYTHONUNBUFFERED="1"),
+    )
 
 
 def wait_for_second_epoch(process, workdir, log_path, timeout=240):

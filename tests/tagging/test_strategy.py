@@ -16,24 +16,31 @@ def test_unknown_strategy_names_the_choices():
         train.make_strategy("mirored")
     assert str(error.value) == (
         "Invalid value for --config.strategy: received 'mirored'. Expected one of "
-        "none, mirrored, multi_worker. Did you mean 'mirrored'?")
+        "none, mirrored, multi_worker. Did you mean 'mirrored'?"
+    )
 
 
 def test_mirrored_after_tensorflow_started_says_to_start_it_first():
     tf.constant(1.0) + 1.0  # TensorFlow now has its devices: 1 CPU
-    with pytest.raises(train.ConfigError, match=r"--config.strategy=mirrored: Cannot "
-                       r"split the CPU into 2 logical devices: TensorFlow is already "
-                       r"initialised with 1\. Call vtrain.distribute.split_cpu\(\) at "
-                       r"program start"):
+    with pytest.raises(
+        train.ConfigError,
+        match=r"--config.strategy=mirrored: Cannot "
+        r"split the CPU into 2 logical devices: TensorFlow is already "
+        r"initialised with 1\. Call vtrain.distribute.split_cpu\(\) at "
+        r"program start",
+    ):
         train.make_strategy("mirrored")
 
 
 def test_multi_worker_without_tf_config_shows_its_shape(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(train.ConfigError, match=r"--config.strategy=multi_worker: "
-                       r"strategy 'multi_worker' needs the TF_CONFIG environment "
-                       r'variable, but it is not set\. Expected JSON of the form '
-                       r'\{"cluster"'):
+    with pytest.raises(
+        train.ConfigError,
+        match=r"--config.strategy=multi_worker: "
+        r"strategy 'multi_worker' needs the TF_CONFIG environment "
+        r"variable, but it is not set\. Expected JSON of the form "
+        r'\{"cluster"',
+    ):
         train.make_strategy("multi_worker")
 
 
@@ -50,8 +57,9 @@ NOISE_FREE = ["--config.model.variational=False", "--config.model.dropout=0.0"]
 @pytest.fixture(scope="module")
 def single_device_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("none")
-    process = runs.launch(f"--config={runs.TINY}", "--config.strategy=none", *NOISE_FREE,
-                          f"--workdir={workdir}")
+    process = runs.launch(
+        f"--config={runs.TINY}", "--config.strategy=none", *NOISE_FREE, f"--workdir={workdir}"
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     return workdir
 
@@ -71,8 +79,9 @@ def assert_same_training(workdir, reference):
 
 @pytest.mark.slow
 def test_mirrored_run_equals_the_single_device_run(tmp_path, single_device_run):
-    process = runs.launch(f"--config={runs.TINY}", "--config.strategy=mirrored",
-                          *NOISE_FREE, f"--workdir={tmp_path}")
+    process = runs.launch(
+        f"--config={runs.TINY}", "--config.strategy=mirrored", *NOISE_FREE, f"--workdir={tmp_path}"
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     assert "num_devices = 2" in process.stderr  # the run had 2 replicas
     assert_same_training(tmp_path, single_device_run)
@@ -81,9 +90,18 @@ def test_mirrored_run_equals_the_single_device_run(tmp_path, single_device_run):
 @pytest.mark.slow
 def test_two_worker_launch_equals_the_single_device_run(tmp_path, single_device_run):
     workdir = tmp_path / "run"
-    runs.run_cluster(tmp_path, lambda index: [
-        sys.executable, "-m", "vtrain.main", f"--config={runs.TINY}",
-        "--config.strategy=multi_worker", *NOISE_FREE, f"--workdir={workdir}"])
+    runs.run_cluster(
+        tmp_path,
+        lambda index: [
+            sys.executable,
+            "-m",
+            "vtrain.main",
+            f"--config={runs.TINY}",
+            "--config.strategy=multi_worker",
+            *NOISE_FREE,
+            f"--workdir={workdir}",
+        ],
+    )
     # The chief (worker 0) owns the workdir; worker 1 writes its own folder.
     assert (workdir / "results.json").is_file()
     assert not (workdir / "worker-1" / "results.json").exists()

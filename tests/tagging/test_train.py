@@ -59,12 +59,14 @@ class Recorder(keras.callbacks.Callback):
         }
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append({
-            "fit_epoch": epoch,
-            "model_epoch": int(self.model.epoch.numpy()),
-            "learning_rate": float(self.model.optimizer.learning_rate.numpy()),
-            "kl_weight": float(self.model.loss_weight_variables["kl"].numpy()),
-        })
+        self.epochs.append(
+            {
+                "fit_epoch": epoch,
+                "model_epoch": int(self.model.epoch.numpy()),
+                "learning_rate": float(self.model.optimizer.learning_rate.numpy()),
+                "kl_weight": float(self.model.loss_weight_variables["kl"].numpy()),
+            }
+        )
 
 
 class MustNotTrain(keras.callbacks.Callback):
@@ -90,7 +92,8 @@ def test_results_json_has_every_metric(finished_run):
         assert 0.0 <= on_disk["validation"][name] <= 1.0, name
     assert 0 < on_disk["kept_vocabulary"] <= on_disk["vocabulary_size"] == 2000
     assert on_disk["sparsity"] == pytest.approx(
-        1 - on_disk["kept_vocabulary"] / on_disk["vocabulary_size"])
+        1 - on_disk["kept_vocabulary"] / on_disk["vocabulary_size"]
+    )
     assert on_disk["seconds"] >= on_disk["fit_seconds"] + on_disk["data_seconds"] > 0
     assert on_disk["best_epoch"] in (1, 2)
     # The tiny model learns something: better than ranking tags at random.
@@ -115,11 +118,22 @@ def test_tensorboard_logs_every_term_weight_rate_and_sparsity(finished_run):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
                 tags.add(f"{path.parent.name}/{value.tag}")
-    expected = {"train/epoch_" + name for name in (
-        "loss", "cross_entropy", "kl", "kl_weight", "learning_rate", "sparsity",
-        "kept_vocabulary")}
-    expected |= {"validation/epoch_" + name for name in (
-        "loss", "cross_entropy", "kl", "f1_at_3", "precision_at_3", "recall_at_3")}
+    expected = {
+        "train/epoch_" + name
+        for name in (
+            "loss",
+            "cross_entropy",
+            "kl",
+            "kl_weight",
+            "learning_rate",
+            "sparsity",
+            "kept_vocabulary",
+        )
+    }
+    expected |= {
+        "validation/epoch_" + name
+        for name in ("loss", "cross_entropy", "kl", "f1_at_3", "precision_at_3", "recall_at_3")
+    }
     assert expected <= tags
 
 
@@ -158,7 +172,8 @@ def test_interrupted_run_resumes_at_the_next_epoch(tmp_path):
     assert [e["fit_epoch"] for e in recorder.epochs] == [1, 2]
     assert [e["model_epoch"] for e in recorder.epochs] == [1, 2]
     assert [e["learning_rate"] for e in recorder.epochs] == pytest.approx(
-        [rate * decay, rate * decay**2])
+        [rate * decay, rate * decay**2]
+    )
     assert [e["kl_weight"] for e in recorder.epochs] == pytest.approx([kl_weight] * 2)
     assert results["epochs_run_in_last_session"] == 2
     assert not (tmp_path / "backup").exists()
@@ -168,37 +183,48 @@ def test_crash_after_training_evaluates_without_retraining(tmp_path):
     train.train_and_evaluate(tiny_config(**{"train.num_epochs": 1}), str(tmp_path))
     (tmp_path / "results.json").unlink()
     keras.utils.clear_session()
-    results = train.train_and_evaluate(tiny_config(**{"train.num_epochs": 1}),
-                                       str(tmp_path), callbacks=[MustNotTrain()])
+    results = train.train_and_evaluate(
+        tiny_config(**{"train.num_epochs": 1}), str(tmp_path), callbacks=[MustNotTrain()]
+    )
     assert results["epochs_run_in_last_session"] == 0
     assert (tmp_path / "results.json").is_file()
 
 
 def test_a_different_config_does_not_resume_a_workdir(tmp_path):
     vtrain_io.atomic_write_json(str(tmp_path / "config.json"), tiny_config().to_dict())
-    with pytest.raises(train.ConfigError, match=(
+    with pytest.raises(
+        train.ConfigError,
+        match=(
             r"--config.model.embedding_dim: received 8. Expected 16, the value "
-            r"this workdir was started with")):
+            r"this workdir was started with"
+        ),
+    ):
         train.train_and_evaluate(tiny_config(**{"model.embedding_dim": 8}), str(tmp_path))
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("data.batch_size", 0, "an integer >= 1"),
-    ("data.max_vocabulary_size", -1, "an integer >= 0"),
-    ("train.num_epochs", -1, "an integer >= 1"),
-    ("train.learning_rate", 0.0, "a positive number"),
-    ("train.learning_rate_decay", 1.5, "a factor in (0, 1]"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("data.batch_size", 0, "an integer >= 1"),
+        ("data.max_vocabulary_size", -1, "an integer >= 0"),
+        ("train.num_epochs", -1, "an integer >= 1"),
+        ("train.learning_rate", 0.0, "a positive number"),
+        ("train.learning_rate_decay", 1.5, "a factor in (0, 1]"),
+    ],
+)
 def test_invalid_config_values_name_the_flag(tmp_path, field, value, expected):
     with pytest.raises(train.ConfigError) as error:
         train.train_and_evaluate(tiny_config(**{field: value}), str(tmp_path))
     assert str(error.value).startswith(
-        f"Invalid value for --config.{field}: received {value!r}. Expected {expected}")
+        f"Invalid value for --config.{field}: received {value!r}. Expected {expected}"
+    )
 
 
 def test_missing_data_file_is_a_config_error(tmp_path):
-    with pytest.raises(train.ConfigError, match=(
-            r"--config.data.path: received 'nope.jsonl'. Expected an existing JSONL")):
+    with pytest.raises(
+        train.ConfigError,
+        match=(r"--config.data.path: received 'nope.jsonl'. Expected an existing JSONL"),
+    ):
         train.train_and_evaluate(tiny_config(**{"data.path": "nope.jsonl"}), str(tmp_path))
 
 
@@ -206,25 +232,31 @@ def test_malformed_data_file_names_file_and_line(tmp_path):
     path = tmp_path / "mine.tsv"
     path.write_text("text\ttags\nA web server\tweb::server\nno tags column\n")
     with pytest.raises(loaders.DataError, match=r"mine\.tsv' line 3: found 1"):
-        train.train_and_evaluate(tiny_config(**{"data.path": str(path)}),
-                                 str(tmp_path / "run"))
+        train.train_and_evaluate(tiny_config(**{"data.path": str(path)}), str(tmp_path / "run"))
     # Nothing recorded: the same workdir takes the run once the file is fixed.
     assert not (tmp_path / "run" / "config.json").exists()
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("model.name", "rnn", r"received 'rnn'. Expected one of cnn, itag, pooled, triplet, vae"),
-    ("train.optimizer", "adamm", r"received 'adamm'. .*Did you mean 'adam'"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("model.name", "rnn", r"received 'rnn'. Expected one of cnn, itag, pooled, triplet, vae"),
+        ("train.optimizer", "adamm", r"received 'adamm'. .*Did you mean 'adam'"),
+    ],
+)
 def test_unknown_names_are_config_errors(tmp_path, field, value, message):
     with pytest.raises(train.ConfigError, match=f"--config.{field}: {message}"):
         train.train_and_evaluate(tiny_config(**{field: value}), str(tmp_path))
 
 
 def test_model_options_errors_are_config_errors(tmp_path):
-    with pytest.raises(train.ConfigError, match=(
+    with pytest.raises(
+        train.ConfigError,
+        match=(
             r"Cannot build model 'pooled' from --config.model: Invalid dropout for "
-            r"PooledClassifier: received 1.5")):
+            r"PooledClassifier: received 1.5"
+        ),
+    ):
         train.train_and_evaluate(tiny_config(**{"model.dropout": 1.5}), str(tmp_path))
 
 
@@ -236,7 +268,7 @@ class FixedRanking:
         self.offset = 0
 
     def recommend(self, token_ids, k):
-        rows = self.rankings[self.offset:self.offset + len(token_ids)]
+        rows = self.rankings[self.offset : self.offset + len(token_ids)]
         self.offset += len(token_ids)
         return tf.constant([row[:k] for row in rows], tf.int32)
 
@@ -252,9 +284,14 @@ def test_evaluation_path_matches_a_hand_computed_example():
     # k=3: ex 1 P=2/3 R=1 F1=.8; ex 2 all 0.
     # k=5: ex 1 P=2/5 R=1 F1=2*.4/1.4; ex 2 P=1/5 R=1 F1=2*.2/1.2.
     expected = {
-        "precision@1": 0.5, "recall@1": 0.25, "f1@1": (2 / 3) / 2,
-        "precision@3": (2 / 3) / 2, "recall@3": 0.5, "f1@3": 0.4,
-        "precision@5": (0.4 + 0.2) / 2, "recall@5": 1.0,
+        "precision@1": 0.5,
+        "recall@1": 0.25,
+        "f1@1": (2 / 3) / 2,
+        "precision@3": (2 / 3) / 2,
+        "recall@3": 0.5,
+        "f1@3": 0.4,
+        "precision@5": (0.4 + 0.2) / 2,
+        "recall@5": 1.0,
         "f1@5": (0.8 / 1.4 + 0.4 / 1.2) / 2,
     }
     assert {name: results[name] for name in expected} == pytest.approx(expected)

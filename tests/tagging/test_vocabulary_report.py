@@ -19,10 +19,10 @@ from vtrain.tagging.models.classifier import PooledClassifier
 WORDS = ["vim", "editor", "text", "game", "python", "library", "tool", "font"]
 VOCABULARY = ["", "[UNK]", *WORDS]  # ids 2 .. 9
 TEXTS = [
-    "vim is a text editor",              # "is", "a" are out of vocabulary
-    "a python library for fonts",        # "fonts" is not "font"
+    "vim is a text editor",  # "is", "a" are out of vocabulary
+    "a python library for fonts",  # "fonts" is not "font"
     "game game GAME tool",
-    "",                                  # all padding
+    "",  # all padding
     "unknown words only here",
     "font tool library python text vim editor game extra words beyond",
 ]
@@ -31,14 +31,19 @@ TEXTS = [
 def _vectorizer(sequence_length=8):
     return keras.layers.TextVectorization(
         standardize="lower_and_strip_punctuation",
-        output_sequence_length=sequence_length, vocabulary=WORDS,
+        output_sequence_length=sequence_length,
+        vocabulary=WORDS,
     )
 
 
 def _model(variational=True):
-    model = PooledClassifier(vocabulary_size=len(VOCABULARY), num_tags=5,
-                             embedding_dim=4, hidden_units=6,
-                             variational=variational)
+    model = PooledClassifier(
+        vocabulary_size=len(VOCABULARY),
+        num_tags=5,
+        embedding_dim=4,
+        hidden_units=6,
+        variational=variational,
+    )
     model(np.zeros((1, 3), "int32"))
     layer = model.embedding
     rng = np.random.default_rng(0)
@@ -47,8 +52,10 @@ def _model(variational=True):
     layer.embeddings.assign(rng.normal(size=(len(VOCABULARY), 4)) + 3.0)
     if variational:
         layer.log_alpha.assign(
-            np.array([[0.0], [0.0], [-2.0], [5.0], [1.0], [-4.0], [2.0],
-                      [3.5], [0.5], [-1.0]], "float32"))
+            np.array(
+                [[0.0], [0.0], [-2.0], [5.0], [1.0], [-4.0], [2.0], [3.5], [0.5], [-1.0]], "float32"
+            )
+        )
     return model
 
 
@@ -69,8 +76,9 @@ def test_variational_ranking_sorts_clipped_log_alpha_ties_by_id():
     layer = VariationalEmbedding(7, 2)
     layer.build()
     # ids 2..6: 20 and 12 both clip to 10 (a tie, kept in id order).
-    layer.log_alpha.assign(np.array([[-9.0], [-9.0], [20.0], [0.5], [12.0],
-                                     [-30.0], [0.5]], "float32"))
+    layer.log_alpha.assign(
+        np.array([[-9.0], [-9.0], [20.0], [0.5], [12.0], [-30.0], [0.5]], "float32")
+    )
     assert vocabulary.variational_ranking(layer).tolist() == [5, 3, 6, 2, 4]
 
 
@@ -81,12 +89,9 @@ def test_variational_ranking_refuses_a_plain_embedding():
 
 def test_tfidf_ranking_equals_hand_computed_scores():
     # Three documents over ids 2..5 (0 = padding, 1 = [UNK] counts as a token).
-    documents = np.array([[3, 3, 2, 1, 0],
-                          [2, 4, 1, 1, 0],
-                          [2, 5, 1, 1, 0]])
+    documents = np.array([[3, 3, 2, 1, 0], [2, 4, 1, 1, 0], [2, 5, 1, 1, 0]])
     n = 3
-    idf = {w: math.log((1 + n) / (1 + df)) + 1 for w, df in
-           {2: 3, 3: 1, 4: 1, 5: 1}.items()}
+    idf = {w: math.log((1 + n) / (1 + df)) + 1 for w, df in {2: 3, 3: 1, 4: 1, 5: 1}.items()}
     tf_sum = {2: 3 / 4, 3: 2 / 4, 4: 1 / 4, 5: 1 / 4}
     score = {w: tf_sum[w] * idf[w] / n for w in tf_sum}
     # 4 and 5 tie: id order breaks the tie. Word 2 is the most frequent but
@@ -149,18 +154,19 @@ def test_sweep_at_full_size_equals_the_model_with_every_word_kept():
     labels[:, 4] = 1.0
     dataset = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(4)
     ranking = vocabulary.frequency_ranking(VOCABULARY)
-    curve = vocabulary.sweep(model, list(dataset), ranking, sizes=[1, 3, 8],
-                             measure=vocabulary_report.ranking_measure(3))
+    curve = vocabulary.sweep(
+        model, list(dataset), ranking, sizes=[1, 3, 8], measure=vocabulary_report.ranking_measure(3)
+    )
     # The full size keeps every word; only [UNK] is zeroed (TEXTS have
     # out-of-vocabulary words, so the reference is masked too).
     with vocabulary.mask_embedding(model, ranking):
-        assert curve["f1_at_3"][-1] == evaluate.ranking_results(
-            model, dataset, ks=(1, 3))["f1@3"]
+        assert curve["f1_at_3"][-1] == evaluate.ranking_results(model, dataset, ks=(1, 3))["f1@3"]
     assert set(curve) == {"sizes", "f1_at_3", "precision_at_1"}
     assert len(curve["f1_at_3"]) == 3
     with pytest.raises(ValueError, match=r"expected sizes in \[1, 8\]"):
-        vocabulary.sweep(model, list(dataset), ranking, sizes=[9],
-                         measure=vocabulary_report.ranking_measure(3))
+        vocabulary.sweep(
+            model, list(dataset), ranking, sizes=[9], measure=vocabulary_report.ranking_measure(3)
+        )
 
 
 # -------------------------------------------------------------- summarise
@@ -218,7 +224,9 @@ def test_export_round_trip_in_a_fresh_process_is_exact(tmp_path):
     # One fresh process reloads both: nothing of this process's state helps.
     run = subprocess.run(
         [sys.executable, "-c", _RELOAD, json.dumps(TEXTS), *folders],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -236,14 +244,19 @@ def _tiny_data(tmp_path):
     with open(path, "w") as f:
         for i in range(60):
             words = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(i % 4 + 2))
-            f.write(json.dumps({"id": i, "text": f"{words} w{i % 7}",
-                                "tags": [f"t{i % 3}", f"t{3 + i % 2}"]}) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": i, "text": f"{words} w{i % 7}", "tags": [f"t{i % 3}", f"t{3 + i % 2}"]}
+                )
+                + "\n"
+            )
     config = tiny.get_config()
     config.data.path = str(path)
     config.data.min_tag_train_uses = 1
     config.data.max_vocabulary_size = 0
-    data = pipeline.load_tag_data(str(path), sequence_length=config.data.sequence_length,
-                                  min_tag_train_uses=1)
+    data = pipeline.load_tag_data(
+        str(path), sequence_length=config.data.sequence_length, min_tag_train_uses=1
+    )
     return config, data
 
 
@@ -271,8 +284,13 @@ def test_compress_workdir_writes_reports_and_an_exact_export(tmp_path):
     io.save_model(model, str(workdir / "checkpoints" / "best.keras"))
 
     report = train.compress_workdir(str(workdir), num_sizes=5)
-    for name in ("vocabulary.json", "vocabulary.md", "vocabulary.png",
-                 "pruned/model.keras", "pruned/vocabulary.json"):
+    for name in (
+        "vocabulary.json",
+        "vocabulary.md",
+        "vocabulary.png",
+        "pruned/model.keras",
+        "pruned/vocabulary.json",
+    ):
         assert (workdir / name).is_file(), name
     assert set(report["curves"]) == {"variational", "frequency", "tfidf"}
     num_words = data.vocabulary_size - 2
@@ -284,8 +302,7 @@ def test_compress_workdir_writes_reports_and_an_exact_export(tmp_path):
     assert report["summary"]["full_size"] == num_words
     assert "| variational |" in (workdir / "vocabulary.md").read_text()
     # A baseline's report is read when it matches, re-measured when it does not.
-    assert train.baseline_report(str(workdir), num_sizes=5) == json.loads(
-        json.dumps(report))
+    assert train.baseline_report(str(workdir), num_sizes=5) == json.loads(json.dumps(report))
     again = train.baseline_report(str(workdir), num_sizes=3, split="validation")
     assert (again["num_sizes"], again["split"]) == (3, "validation")
     assert vocabulary_report.read_report(workdir) == again
@@ -308,26 +325,35 @@ def test_compress_run_with_a_baseline_uses_its_curves_and_reference(tmp_path):
     assert baseline["pruned"]["kept_words"] == data.vocabulary_size - 2
 
     model = _tiny_model(config, data)
-    report = vocabulary_report.compress_run(model, data, str(tmp_path / "run"), num_sizes=5,
-                                   baseline=vocabulary_report.read_report(tmp_path / "baseline"))
+    report = vocabulary_report.compress_run(
+        model,
+        data,
+        str(tmp_path / "run"),
+        num_sizes=5,
+        baseline=vocabulary_report.read_report(tmp_path / "baseline"),
+    )
     assert set(report["curves"]) == {"variational", "frequency", "tfidf"}
     for method in ("frequency", "tfidf"):
         assert report["curves"][method] == baseline["curves"][method]
     reference = evaluate.ranking_results(plain, data.test, ks=(1, 3))["f1@3"]
     assert report["summary"]["reference"] == reference
     assert vocabulary_report.reference_f1(report) == reference
-    assert report["full_vocabulary"]["f1_at_3"] == evaluate.ranking_results(
-        model, data.test, ks=(1, 3))["f1@3"]
+    assert (
+        report["full_vocabulary"]["f1_at_3"]
+        == evaluate.ranking_results(model, data.test, ks=(1, 3))["f1@3"]
+    )
     assert report["baseline"]["workdir"] == str(tmp_path / "baseline")
     page = results_page.results_page(report, "vocabulary.png")
     assert "the non-variational full-vocabulary baseline" in page
 
     with pytest.raises(ValueError, match="Train both on the same data config"):
-        vocabulary_report.compress_run(model, data, str(tmp_path / "run"), num_sizes=4,
-                              baseline=baseline)
+        vocabulary_report.compress_run(
+            model, data, str(tmp_path / "run"), num_sizes=4, baseline=baseline
+        )
     with pytest.raises(ValueError, match="has split='test'; expected 'validation'"):
-        vocabulary_report.compress_run(model, data, str(tmp_path / "run"), num_sizes=5,
-                              split="validation", baseline=baseline)
+        vocabulary_report.compress_run(
+            model, data, str(tmp_path / "run"), num_sizes=5, split="validation", baseline=baseline
+        )
     with pytest.raises(FileNotFoundError, match="expected the report of a finished"):
         vocabulary_report.read_report(tmp_path / "nothing")
 
@@ -336,6 +362,7 @@ def test_compress_run_with_a_baseline_uses_its_curves_and_reference(tmp_path):
 def test_launcher_baseline_flow_writes_both_reports_from_one_command(tmp_path):
     """`vtrain.main --config=tiny --baseline=tiny (plain)`: issue 4's flow, shrunk."""
     from configs import tiny
+
     config = tiny.get_config()
     baseline_config = tiny.get_config()
     baseline_config.model.variational = False
@@ -352,8 +379,10 @@ def test_launcher_baseline_flow_writes_both_reports_from_one_command(tmp_path):
     assert len(sizes) > 10 and sizes[-1] == report["summary"]["full_size"] == 1998
     results = json.loads((workdir / "baseline" / "results.json").read_text())
     assert vocabulary_report.reference_f1(report) == results["test"]["f1@3"]
-    assert report["full_vocabulary"]["f1_at_3"] == json.loads(
-        (workdir / "results.json").read_text())["test"]["f1@3"]
+    assert (
+        report["full_vocabulary"]["f1_at_3"]
+        == json.loads((workdir / "results.json").read_text())["test"]["f1@3"]
+    )
     assert report["pruned"]["max_abs_score_difference"] <= 1e-5
     for folder in (workdir, workdir / "baseline"):
         for name in ("vocabulary.md", "vocabulary.png", "pruned/model.keras"):

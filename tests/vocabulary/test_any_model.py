@@ -79,10 +79,12 @@ print(vocabulary.embedding_layer(model).input_dim)
 
 
 @pytest.mark.parametrize("kind", ["functional", "functional-plain", "subclassed"])
-def test_export_of_a_users_model_reloads_in_a_fresh_process_with_identical_scores(
-        tmp_path, kind):
-    model = _randomised(Bag(len(WORDS) + 2) if kind == "subclassed"
-                        else _functional(variational=kind == "functional"))
+def test_export_of_a_users_model_reloads_in_a_fresh_process_with_identical_scores(tmp_path, kind):
+    model = _randomised(
+        Bag(len(WORDS) + 2)
+        if kind == "subclassed"
+        else _functional(variational=kind == "functional")
+    )
     vectorizer = _vectorizer()
     keep_ids = [2, 4, 6, 7]
     with vocabulary.mask_embedding(model, keep_ids):
@@ -93,9 +95,12 @@ def test_export_of_a_users_model_reloads_in_a_fresh_process_with_identical_score
     scores = str(tmp_path / "scores.npy")
     run = subprocess.run(
         [sys.executable, "-c", _RELOAD, json.dumps(TEXTS), folder, scores],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split()[-1] == "6"
     np.testing.assert_allclose(np.load(scores), expected, atol=1e-6, rtol=0)
@@ -116,8 +121,9 @@ def test_rankings_sweep_and_summary_with_the_users_own_metric():
         live = (np.abs(table).sum(axis=1) > 0) & keep
         return {"live": float(np.mean([live[x][x != 0].mean() for x in b]))}
 
-    curve = vocabulary.sweep(model, batches, [2, 6, 4, 7, 9, 5, 3, 8], [1, 4, 8],
-                             measure=nonzero_tokens)
+    curve = vocabulary.sweep(
+        model, batches, [2, 6, 4, 7, 9, 5, 3, 8], [1, 4, 8], measure=nonzero_tokens
+    )
     assert curve["sizes"] == [1, 4, 8]
     # Per batch, the fraction of its real tokens whose word is kept and
     # under the threshold ("and", "or" are [UNK], always dropped).
@@ -129,7 +135,8 @@ def test_rankings_sweep_and_summary_with_the_users_own_metric():
     assert curve["live"] == pytest.approx(expected)
     summary = vocabulary.summarise({"variational": curve}, "live", reference=expected[-1])
     assert summary["methods"]["variational"]["size_at_drop"]["1"] == 4 or (
-        expected[1] < expected[-1] - 0.01)
+        expected[1] < expected[-1] - 0.01
+    )
 
 
 def test_export_of_an_unprunable_model_says_what_is_expected(tmp_path):

@@ -5,7 +5,6 @@ import pytest
 
 from vtrain.vocabulary import curves
 
-
 # --------------------------------------------------------------------------
 # log_spaced_sizes
 # --------------------------------------------------------------------------
@@ -18,7 +17,9 @@ def test_log_spaced_sizes_powers_of_ten():
 
 
 def test_log_spaced_sizes_with_min_size():
-    np.testing.assert_array_equal(curves.log_spaced_sizes(1000, num=3, min_size=10), [10, 100, 1000])
+    np.testing.assert_array_equal(
+        curves.log_spaced_sizes(1000, num=3, min_size=10), [10, 100, 1000]
+    )
 
 
 def test_log_spaced_sizes_merges_sizes_that_round_together():
@@ -47,7 +48,10 @@ def test_log_spaced_sizes_single_size():
         ({"full_size": 10.5}, r"Received full_size=10.5; expected an integer >= 1"),
         ({"full_size": 10, "num": 1}, r"Received num=1; expected an integer >= 2"),
         ({"full_size": 10, "min_size": 0}, r"Received min_size=0; expected an integer >= 1"),
-        ({"full_size": 10, "min_size": 20}, r"min_size=20 and full_size=10; expected min_size <= full_size"),
+        (
+            {"full_size": 10, "min_size": 20},
+            r"min_size=20 and full_size=10; expected min_size <= full_size",
+        ),
     ],
 )
 def test_log_spaced_sizes_errors(kwargs, message):
@@ -103,13 +107,21 @@ def test_curve_auc_accepts_integral_float_sizes():
 @pytest.mark.parametrize(
     "args, kwargs, message",
     [
-        (([1, 10], [0.5]), {}, r"sizes of shape \(2,\) and metric of shape \(1,\); expected two 1-D arrays"),
+        (
+            ([1, 10], [0.5]),
+            {},
+            r"sizes of shape \(2,\) and metric of shape \(1,\); expected two 1-D arrays",
+        ),
         (([10], [0.5]), {}, r"a curve of 1 point\(s\); expected at least 2"),
         (([0, 10], [0.1, 0.5]), {}, r"vocabulary size of 0; expected sizes >= 1"),
         (([1.5, 10], [0.1, 0.5]), {}, r"non-integer values; expected whole numbers"),
         (([1, 10, 10], [0.1, 0.5, 0.6]), {}, r"size 10 more than once; expected distinct sizes"),
         (([1, 10], [0.1, np.nan]), {}, r"metric\[1\]=nan; expected finite values"),
-        (([1, 10], [0.1, 0.5]), {"full_size": 5}, r"full_size=5 below the largest measured size 10"),
+        (
+            ([1, 10], [0.1, 0.5]),
+            {"full_size": 5},
+            r"full_size=5 below the largest measured size 10",
+        ),
         (([1, 10], [0.0, 0.0]), {}, r"best=0.0; expected a positive metric value"),
         (([1, 10], [0.1, 0.5]), {"best": float("inf")}, r"best=inf; expected a finite number"),
     ],

@@ -35,9 +35,7 @@ def kl_log_uniform(log_alpha):
     # -(k1 sigmoid(k2 + k3 la) - 0.5 softplus(-la) - k1), rearranged into
     # two positive terms: the written form loses ~1e-6 relative to float32
     # cancellation at large log_alpha, where the KL is small.
-    return KL_K1 * ops.sigmoid(-KL_K2 - KL_K3 * log_alpha) + 0.5 * ops.softplus(
-        -log_alpha
-    )
+    return KL_K1 * ops.sigmoid(-KL_K2 - KL_K3 * log_alpha) + 0.5 * ops.softplus(-log_alpha)
 
 
 def check_threshold(threshold):

@@ -1,7 +1,7 @@
 """`GatherEmbedding`: `keras.layers.Embedding` with a sparse gradient."""
 
 import keras
-import numpy as np
+import numpy as np  # noqa: F401  (the docstring example uses it)
 import tensorflow as tf
 from keras import ops
 

@@ -106,17 +106,23 @@ class VariationalDense(VariationalLayer):
         # autocast=False: the variance path (exp, squares) runs in float32
         # under mixed precision too; only the output is cast.
         self.kernel = self.add_weight(
-            shape=(input_dim, self.units), initializer=self.kernel_initializer,
-            name="kernel", autocast=False,
+            shape=(input_dim, self.units),
+            initializer=self.kernel_initializer,
+            name="kernel",
+            autocast=False,
         )
         self.log_sigma2 = self.add_weight(
-            shape=(input_dim, self.units), initializer=self.log_sigma2_initializer,
-            name="log_sigma2", autocast=False,
+            shape=(input_dim, self.units),
+            initializer=self.log_sigma2_initializer,
+            name="log_sigma2",
+            autocast=False,
         )
         self.bias = (
             self.add_weight(
-                shape=(self.units,), initializer=self.bias_initializer,
-                name="bias", autocast=False,
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                name="bias",
+                autocast=False,
             )
             if self.use_bias
             else None
@@ -142,9 +148,7 @@ class VariationalDense(VariationalLayer):
             mean = ops.matmul(x, self.kernel)
             weight_variance = ops.exp(self.log_alpha()) * ops.square(self.kernel)
             variance = ops.matmul(ops.square(x), weight_variance)
-            noise = keras.random.normal(
-                ops.shape(mean), dtype="float32", seed=self.seed_generator
-            )
+            noise = keras.random.normal(ops.shape(mean), dtype="float32", seed=self.seed_generator)
             outputs = mean + ops.sqrt(variance + _EPSILON) * noise
         else:
             outputs = ops.matmul(x, self.masked_kernel())
@@ -214,9 +218,7 @@ class VariationalDense(VariationalLayer):
             threshold=self.threshold,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
-            log_sigma2_initializer=keras.initializers.serialize(
-                self.log_sigma2_initializer
-            ),
+            log_sigma2_initializer=keras.initializers.serialize(self.log_sigma2_initializer),
             seed=self.seed,
         )
         return config

@@ -110,9 +110,7 @@ class VariationalEmbedding(VariationalLayer):
     def call(self, inputs, training=False):
         ids = ops.cast(inputs, "int32")
         mu = tf.gather(self.embeddings.value, ids)
-        log_alpha = ops.clip(
-            tf.gather(self.log_alpha.value, ids), LOG_ALPHA_MIN, LOG_ALPHA_MAX
-        )
+        log_alpha = ops.clip(tf.gather(self.log_alpha.value, ids), LOG_ALPHA_MIN, LOG_ALPHA_MAX)
         if training:
             noise = _replica_normal(ops.shape(log_alpha), log_alpha.dtype, self.seed_generator)
             outputs = mu * (1.0 + ops.exp(0.5 * log_alpha) * noise)
@@ -168,12 +166,8 @@ class VariationalEmbedding(VariationalLayer):
             output_dim=self.output_dim,
             threshold=self.threshold,
             mask_zero=self.mask_zero,
-            embeddings_initializer=keras.initializers.serialize(
-                self.embeddings_initializer
-            ),
-            log_alpha_initializer=keras.initializers.serialize(
-                self.log_alpha_initializer
-            ),
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+            log_alpha_initializer=keras.initializers.serialize(self.log_alpha_initializer),
             seed=self.seed,
         )
         return config

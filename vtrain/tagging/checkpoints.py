@@ -65,7 +65,10 @@ class BestCheckpoint(callbacks.AtomicModelCheckpoint):
                 "Expected the same metric when resuming: use a new workdir."
             )
         super().__init__(
-            filepath, monitor=monitor, mode=mode, save_best_only=True,
+            filepath,
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
             verbose=verbose,
             initial_value_threshold=None if state is None else state["best"],
         )
@@ -84,9 +87,12 @@ class BestCheckpoint(callbacks.AtomicModelCheckpoint):
         self._write_state()
 
     def _write_state(self):
-        vtrain_io.atomic_write_json(self.state_path, {
-            "monitor": self.monitor,
-            "best": None if self.best is None else float(self.best),
-            "epoch": self.best_epoch,
-            "finished": self.finished,
-        })
+        vtrain_io.atomic_write_json(
+            self.state_path,
+            {
+                "monitor": self.monitor,
+                "best": None if self.best is None else float(self.best),
+                "epoch": self.best_epoch,
+                "finished": self.finished,
+            },
+        )

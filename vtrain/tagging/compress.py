@@ -28,14 +28,11 @@ def define_flags():
         "reference F1 are its.",
     )
     flags.DEFINE_integer("num_sizes", 100, "Log-spaced vocabulary sizes per ranking.")
-    flags.DEFINE_enum(
-        "split", "test", ["test", "validation"], "Split the curves are measured on."
-    )
+    flags.DEFINE_enum("split", "test", ["test", "validation"], "Split the curves are measured on.")
     flags.DEFINE_string(
         "results_page",
         "",
-        "If set (e.g. docs/results.md), also write a results page there, with the "
-        "plot next to it.",
+        "If set (e.g. docs/results.md), also write a results page there, with the plot next to it.",
     )
 
 

@@ -30,12 +30,15 @@ def _unknown_field(error):
     """A short message for ml_collections' AttributeError(KeyError(message))."""
     cause = error.args[0] if error.args else error
     message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
-    overrides = [arg.split("=")[0] for arg in sys.argv
-                 if arg.startswith(("--config.", "--baseline."))]
+    overrides = [
+        arg.split("=")[0] for arg in sys.argv if arg.startswith(("--config.", "--baseline."))
+    ]
     message = str(message).replace("\n", ". ")
-    return (f"Error: unknown config field in {' or '.join(overrides) or 'an override'}: "
-            f"{message} Configs are locked: an override cannot add a field; "
-            "fix its name.")
+    return (
+        f"Error: unknown config field in {' or '.join(overrides) or 'an override'}: "
+        f"{message} Configs are locked: an override cannot add a field; "
+        "fix its name."
+    )
 
 
 try:
@@ -51,7 +54,8 @@ except AttributeError as _error:
     sys.exit(_unknown_field(_error))
 
 _BASELINE = config_flags.DEFINE_config_file(
-    "baseline", None,
+    "baseline",
+    None,
     "Optional config of a baseline, trained into WORKDIR/baseline on the same test "
     "split; both runs' test metrics are printed side by side and written to "
     "WORKDIR/comparison.json. Override its fields with --baseline.section.field=value.",
@@ -59,14 +63,16 @@ _BASELINE = config_flags.DEFINE_config_file(
 )
 
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None,
+    "workdir",
+    None,
     "Folder for checkpoints, TensorBoard logs and results.json; default: a new "
     "runs/<timestamp> folder. An existing workdir is resumed.",
 )
 
 
 _DETERMINISTIC = flags.DEFINE_bool(
-    "deterministic", False,
+    "deterministic",
+    False,
     "Turn on TensorFlow's op determinism (tf.config.experimental."
     "enable_op_determinism): the same config gives bit-identical weights, also "
     "across a kill and resume; some ops get slower.",
@@ -89,8 +95,13 @@ def shipped_configs(argv):
     resolved = []
     for arg in argv:
         flag, _, value = arg.partition("=")
-        if flag in ("--config", "--baseline") and value and not os.path.exists(value) \
-                and os.sep not in value and os.path.isfile(configs.path(value)):
+        if (
+            flag in ("--config", "--baseline")
+            and value
+            and not os.path.exists(value)
+            and os.sep not in value
+            and os.path.isfile(configs.path(value))
+        ):
             arg = f"{flag}={configs.path(value)}"
         resolved.append(arg)
     return resolved
@@ -106,14 +117,22 @@ def parse_flags(argv):
     except flags.IllegalFlagValueError as error:
         sys.exit(_bad_value(error, argv))
     except flags.Error as error:  # absl's own message
-        sys.exit(f"FATAL Flags parsing error: {error}\n"
-                 "Pass --helpshort or --helpfull to see help on flags.")
+        sys.exit(
+            f"FATAL Flags parsing error: {error}\n"
+            "Pass --helpshort or --helpfull to see help on flags."
+        )
 
 
 def _bad_value(error, argv):
     """received / expected / fix for an override of the wrong type (e.g. `epochs=three`)."""
-    flag = next((arg for arg in reversed(argv) if arg.startswith("--") and "=" in arg
-                 and arg.split("=")[0] in str(error)), None)
+    flag = next(
+        (
+            arg
+            for arg in reversed(argv)
+            if arg.startswith("--") and "=" in arg and arg.split("=")[0] in str(error)
+        ),
+        None,
+    )
     if flag is None:
         return f"Error: {error}"
     name, value = flag[2:].split("=", 1)
@@ -121,9 +140,11 @@ def _bad_value(error, argv):
     for key in name.split(".")[1:]:
         default = getattr(default, key, None)
     reason = str(error).split(": ", 1)[-1]
-    return (f"Error: invalid value for --{name}: received {value!r} ({reason}). "
-            f"Expected {type(default).__name__}, the type of the field (the config "
-            f"file sets {default!r}). Fix the value, e.g. --{name}={default}.")
+    return (
+        f"Error: invalid value for --{name}: received {value!r} ({reason}). "
+        f"Expected {type(default).__name__}, the type of the field (the config "
+        f"file sets {default!r}). Fix the value, e.g. --{name}={default}."
+    )
 
 
 def _new_workdir():

@@ -42,7 +42,8 @@ Examples with no true tag make R@k and NDCG@k undefined, so they raise a
 from __future__ import annotations
 
 import operator
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,9 +86,7 @@ def _check_ks(ks: Iterable[Any]) -> list[int]:
         )
     checked = [_check_k(k, "an entry of ks") for k in ks]
     if not checked:
-        raise ValueError(
-            "Received ks=(); expected at least one k, such as (1, 3, 5)."
-        )
+        raise ValueError("Received ks=(); expected at least one k, such as (1, 3, 5).")
     return list(dict.fromkeys(checked))  # drop repeats, keep order
 
 
@@ -134,10 +133,7 @@ def _label_sets(labels: Any, num_tags: int | None) -> list[set[int]]:
                     "are read as tag indices: if labels is a multi-hot "
                     "matrix, pass np.asarray(labels)."
                 )
-            out_of_range = [
-                i for i in indices
-                if i < 0 or (num_tags is not None and i >= num_tags)
-            ]
+            out_of_range = [i for i in indices if i < 0 or (num_tags is not None and i >= num_tags)]
             if out_of_range:
                 upper = "num_tags - 1" if num_tags is None else num_tags - 1
                 raise ValueError(
@@ -193,9 +189,7 @@ def _check_label_counts(label_sets: list[set[int]], num_examples: int) -> np.nda
 # --------------------------------------------------------------------------
 
 
-def _relevance_from_scores(
-    scores: Any, labels: Any, max_k: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _relevance_from_scores(scores: Any, labels: Any, max_k: int) -> tuple[np.ndarray, np.ndarray]:
     scores = _check_scores(scores)
     num_examples, num_tags = scores.shape
     if max_k > num_tags:

@@ -55,8 +55,7 @@ class ConfigError(ValueError):
     @classmethod
     def invalid(cls, field, received, expected, fix=""):
         """The error for one field: what was received, what was expected, the fix."""
-        message = (f"Invalid value for --config.{field}: received {received!r}. "
-                   f"Expected {expected}.")
+        message = f"Invalid value for --config.{field}: received {received!r}. Expected {expected}."
         return cls(message + (f" {fix}" if fix else ""))
 
 
@@ -112,8 +111,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     config_path = os.path.join(workdir, "config.json")
     _check_same_config(config, config_path)
     logging.info("Workdir %s; config:\n%s", workdir, config)
-    for folder in (workdir, os.path.join(workdir, "checkpoints"),
-                   os.path.join(workdir, "backup")):
+    for folder in (workdir, os.path.join(workdir, "checkpoints"), os.path.join(workdir, "backup")):
         for path in vtrain_io.remove_temporaries(folder):
             logging.info("Removed %s, left by a killed write.", path)
     keras.utils.set_random_seed(config.seed)
@@ -126,9 +124,14 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
         raise ConfigError(f"Cannot build the data of --config.data: {error}") from error
     _check_batch_size(config.data.batch_size, data.num_train)
     data_seconds = time.monotonic() - start
-    logging.info("Data: %d train examples, %d tags, %d vocabulary rows, "
-                 "sequence length %d (%.0f s).", data.num_train, data.num_tags,
-                 data.vocabulary_size, data.sequence_length, data_seconds)
+    logging.info(
+        "Data: %d train examples, %d tags, %d vocabulary rows, sequence length %d (%.0f s).",
+        data.num_train,
+        data.num_tags,
+        data.vocabulary_size,
+        data.sequence_length,
+        data_seconds,
+    )
 
     with strategy.scope():
         model = _build_and_compile(config, data)
@@ -140,8 +143,9 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
 
     validation = _validation_callback(model, data.validation)
     best_path = os.path.join(workdir, "checkpoints", "best.keras")
-    best = checkpoints.BestCheckpoint(best_path, monitor=validation.monitor,
-                                      mode=getattr(validation, "mode", "max"))
+    best = checkpoints.BestCheckpoint(
+        best_path, monitor=validation.monitor, mode=getattr(validation, "mode", "max")
+    )
     backup = vtrain_callbacks.AtomicBackupAndRestore(os.path.join(workdir, "backup"))
     if best.finished:
         # Crashed between the end of fit and results.json: do not retrain.
@@ -164,8 +168,9 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
                 validation,
                 evaluate.VocabularyLogger(),
                 best,
-                keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
-                                            write_graph=False),
+                keras.callbacks.TensorBoard(
+                    os.path.join(workdir, "tensorboard"), write_graph=False
+                ),
                 backup,
                 *callbacks,
             ],
@@ -177,8 +182,12 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
 
     # The test split is measured on the best validation epoch, not the last.
     model.load_weights(best_path)
-    logging.info("Restored the weights of epoch %d (%s %.4f).",
-                 best.best_epoch + 1, validation.monitor, best.best)
+    logging.info(
+        "Restored the weights of epoch %d (%s %.4f).",
+        best.best_epoch + 1,
+        validation.monitor,
+        best.best,
+    )
     logging.info("Evaluating on the test split.")
     test = _evaluate_split(model, data.test, progress=True)
     _write_vocabulary_report(model, data, workdir, baseline_workdir)
@@ -243,7 +252,8 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
     for field in ("path", "min_tag_train_uses"):
         if config.data[field] != baseline_config.data[field]:
             raise ConfigError.invalid(
-                f"data.{field}", config.data[field],
+                f"data.{field}",
+                config.data[field],
                 f"the baseline's value, {baseline_config.data[field]!r}: both runs "
                 "must be measured on the same test split",
                 f"Set --config.data.{field} or --baseline.data.{field} so they match.",
@@ -252,18 +262,24 @@ def train_and_compare(config, baseline_config, workdir, callbacks=()):
     # frequency and TF-IDF rankings on the baseline's model (see compress_run).
     baseline_workdir = os.path.join(workdir, "baseline")
     baseline = train_and_evaluate(baseline_config, baseline_workdir, callbacks)
-    same_vocabulary = all(config.data[field] == baseline_config.data[field]
-                          for field in _VOCABULARY_FIELDS)
+    same_vocabulary = all(
+        config.data[field] == baseline_config.data[field] for field in _VOCABULARY_FIELDS
+    )
     has_report = os.path.isfile(os.path.join(baseline_workdir, "vocabulary.json"))
     results = train_and_evaluate(
-        config, workdir, callbacks,
-        baseline_workdir=baseline_workdir if same_vocabulary and has_report else None)
+        config,
+        workdir,
+        callbacks,
+        baseline_workdir=baseline_workdir if same_vocabulary and has_report else None,
+    )
     names = [config.model.name, f"baseline {baseline_config.model.name}"]
     if names[0] == baseline_config.model.name:
         names[0] += " (--config)"
-    vtrain_io.atomic_write_json(os.path.join(workdir, "comparison.json"),
-                                {names[0]: results["test"], names[1]: baseline["test"]},
-                                sort_keys=False)
+    vtrain_io.atomic_write_json(
+        os.path.join(workdir, "comparison.json"),
+        {names[0]: results["test"], names[1]: baseline["test"]},
+        sort_keys=False,
+    )
     print(evaluate.format_comparison({names[0]: results, names[1]: baseline}))
     return {names[0]: results, names[1]: baseline}
 
@@ -284,12 +300,16 @@ def build_model(config, data):
     options = config.model.to_dict()
     name = options.pop("name")
     cls = model_class(name)
-    arguments = {"learning_rate": schedules.exponential_decay(
-        config.train.learning_rate, config.train.learning_rate_decay)}
+    arguments = {
+        "learning_rate": schedules.exponential_decay(
+            config.train.learning_rate, config.train.learning_rate_decay
+        )
+    }
     if issubclass(cls, VariationalModel):
         arguments["weight_decay"] = schedules.linear_warmup(
             config.train.weight_decay_scale / max(data.num_train, 1),
-            warmup_epochs=config.train.weight_decay_warmup_epochs)
+            warmup_epochs=config.train.weight_decay_warmup_epochs,
+        )
     for field, make in _SCHEDULE_FIELDS.get(name, {}).items():
         if field in options:
             make(options, arguments, data)
@@ -298,10 +318,13 @@ def build_model(config, data):
     for field in sorted(set(options) - allowed):
         close = difflib.get_close_matches(field, sorted(allowed), n=1)
         raise ConfigError.invalid(
-            f"model.{field}", options[field],
+            f"model.{field}",
+            options[field],
             f"a field of model {name!r} ({cls.__name__}): one of {', '.join(sorted(allowed))}",
-            f"Did you mean {close[0]!r}?" if close else
-            "Remove it from the config's model section.")
+            f"Did you mean {close[0]!r}?"
+            if close
+            else "Remove it from the config's model section.",
+        )
     try:
         return cls(**{**data_arguments, **options, **arguments})
     except ValueError as error:
@@ -315,8 +338,11 @@ def _constructor_fields(cls):
         if klass in (VariationalModel, vtrain_model.Model):
             break
         parameters = inspect.signature(klass.__init__).parameters.values()
-        names.update(p.name for p in parameters
-                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+        names.update(
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+        )
     return names
 
 
@@ -335,9 +361,13 @@ def _vae_kl(options, arguments, data):
     cycles, ratio = options.pop("kl_cycles", 2), options.pop("kl_ratio", 0.5)
     if kind not in KL_SCHEDULES:
         raise ConfigError.invalid("model.kl_schedule", kind, f"one of {', '.join(KL_SCHEDULES)}")
-    arguments["loss_weights"] = {"kl": (
-        schedules.cyclical(1.0, total_epochs=epochs, cycles=cycles, ratio=ratio)
-        if kind == "cyclical" else schedules.linear_warmup(1.0, warmup_epochs=epochs))}
+    arguments["loss_weights"] = {
+        "kl": (
+            schedules.cyclical(1.0, total_epochs=epochs, cycles=cycles, ratio=ratio)
+            if kind == "cyclical"
+            else schedules.linear_warmup(1.0, warmup_epochs=epochs)
+        )
+    }
 
 
 def _vae_max_words(options, arguments, data):
@@ -349,8 +379,13 @@ def _vae_max_words(options, arguments, data):
 # config.model fields that are not constructor arguments: each makes one.
 _SCHEDULE_FIELDS = {
     "triplet": {"l2_weight": _triplet_l2, "l2_decay": _triplet_l2},
-    "vae": {"kl_schedule": _vae_kl, "kl_anneal_epochs": _vae_kl, "kl_cycles": _vae_kl,
-            "kl_ratio": _vae_kl, "max_words": _vae_max_words},
+    "vae": {
+        "kl_schedule": _vae_kl,
+        "kl_anneal_epochs": _vae_kl,
+        "kl_cycles": _vae_kl,
+        "kl_ratio": _vae_kl,
+        "max_words": _vae_max_words,
+    },
 }
 
 
@@ -359,17 +394,24 @@ def _build_and_compile(config, data):
     model = build_model(config, data)
     # A factor of 1 is no multiplier: configs may name log_alpha for models
     # that have none (a plain embedding).
-    multipliers = {key: float(factor)
-                   for key, factor in config.train.learning_rate_multipliers.items()
-                   if float(factor) != 1.0}
+    multipliers = {
+        key: float(factor)
+        for key, factor in config.train.learning_rate_multipliers.items()
+        if float(factor) != 1.0
+    }
     try:
-        optimizer = optimizers.get(config.train.optimizer, config.train.learning_rate,
-                                   learning_rate_multipliers=multipliers or None)
+        optimizer = optimizers.get(
+            config.train.optimizer,
+            config.train.learning_rate,
+            learning_rate_multipliers=multipliers or None,
+        )
     except (TypeError, ValueError) as error:
         raise ConfigError.invalid(
-            "train.learning_rate_multipliers", multipliers,
+            "train.learning_rate_multipliers",
+            multipliers,
             "factors for an optimizer that supports them (lazy_adam or sgd)",
-            str(error)) from error
+            str(error),
+        ) from error
     model.compile(optimizer=optimizer)
     return model
 
@@ -397,8 +439,11 @@ Expected one of none, mirrored, multi_worker. Did you mean 'mirrored'?
     if name not in distribute.STRATEGIES:
         close = difflib.get_close_matches(str(name), distribute.STRATEGIES, n=1)
         raise ConfigError.invalid(
-            "strategy", name, f"one of {', '.join(distribute.STRATEGIES)}",
-            f"Did you mean {close[0]!r}?" if close else "")
+            "strategy",
+            name,
+            f"one of {', '.join(distribute.STRATEGIES)}",
+            f"Did you mean {close[0]!r}?" if close else "",
+        )
     try:
         if name == "mirrored" and not tf.config.list_physical_devices("GPU"):
             distribute.split_cpu(MIRRORED_CPU_DEVICES)
@@ -417,8 +462,9 @@ def _worker_workdir(workdir, strategy):
         return workdir
     tf_config = distribute.check_tf_config(os.environ.get("TF_CONFIG"))
     role, index = tf_config["task"]["type"], tf_config["task"]["index"]
-    chief = role == "chief" or (role == "worker" and index == 0
-                                and "chief" not in tf_config["cluster"])
+    chief = role == "chief" or (
+        role == "worker" and index == 0 and "chief" not in tf_config["cluster"]
+    )
     return workdir if chief else os.path.join(workdir, f"{role}-{index}")
 
 
@@ -426,9 +472,15 @@ def _worker_workdir(workdir, strategy):
 # for the curve and its AUC, and about 1 min of sweeping for the default run.
 COMPRESS_SIZES = 50
 # The data fields that make the vocabulary and the test split.
-_VOCABULARY_FIELDS = ("path", "min_tag_train_uses", "min_word_count",
-                      "max_vocabulary_size", "lowercase", "strip_punctuation",
-                      "max_train_examples")
+_VOCABULARY_FIELDS = (
+    "path",
+    "min_tag_train_uses",
+    "min_word_count",
+    "max_vocabulary_size",
+    "lowercase",
+    "strip_punctuation",
+    "max_train_examples",
+)
 
 
 def _write_vocabulary_report(model, data, workdir, baseline_workdir=None):
@@ -438,10 +490,10 @@ def _write_vocabulary_report(model, data, workdir, baseline_workdir=None):
     baseline = None
     if baseline_workdir:
         baseline = baseline_report(baseline_workdir, num_sizes=COMPRESS_SIZES)
-    logging.info("Writing the vocabulary report (%d sizes per ranking).",
-                 COMPRESS_SIZES)
-    return vocabulary_report.compress_run(model, data, workdir, num_sizes=COMPRESS_SIZES,
-                                          baseline=baseline)
+    logging.info("Writing the vocabulary report (%d sizes per ranking).", COMPRESS_SIZES)
+    return vocabulary_report.compress_run(
+        model, data, workdir, num_sizes=COMPRESS_SIZES, baseline=baseline
+    )
 
 
 def compress_workdir(workdir, num_sizes=100, split="test", k=3, baseline_workdir=None):
@@ -476,8 +528,9 @@ def compress_workdir(workdir, num_sizes=100, split="test", k=3, baseline_workdir
         config = ml_collections.ConfigDict(json.load(f))
     data = load_data(config)
     model = keras.saving.load_model(model_path, compile=False)
-    return vocabulary_report.compress_run(model, data, workdir, num_sizes=num_sizes, split=split, k=k,
-                        baseline=baseline)
+    return vocabulary_report.compress_run(
+        model, data, workdir, num_sizes=num_sizes, split=split, k=k, baseline=baseline
+    )
 
 
 def baseline_report(workdir, num_sizes=100, split="test", k=3):
@@ -550,8 +603,9 @@ bundled dataset). The file was not found (relative paths start in ...).
     path = config.data.path
     if path and not os.path.isfile(path):
         raise ConfigError.invalid(
-            "data.path", path,
-            "an existing JSONL, JSON or TSV file with fields text and tags (or \"\" "
+            "data.path",
+            path,
+            'an existing JSONL, JSON or TSV file with fields text and tags (or "" '
             "for the bundled dataset)",
             f"The file was not found (relative paths start in {os.getcwd()}).",
         )
@@ -562,36 +616,53 @@ bundled dataset). The file was not found (relative paths start in ...).
             raise ConfigError.invalid(f"{section}.{field}", value, expected)
     for field in ("learning_rate", "weight_decay_scale"):
         value = config.train[field]
-        if not isinstance(value, (int, float)) or value < 0 or (
-            field == "learning_rate" and value == 0
+        if (
+            not isinstance(value, (int, float))
+            or value < 0
+            or (field == "learning_rate" and value == 0)
         ):
             raise ConfigError.invalid(
-                f"train.{field}", value,
-                "a positive number" if field == "learning_rate"
-                else "a number >= 0 (0 turns the KL term off)")
+                f"train.{field}",
+                value,
+                "a positive number"
+                if field == "learning_rate"
+                else "a number >= 0 (0 turns the KL term off)",
+            )
     decay = config.train.learning_rate_decay
     if not isinstance(decay, (int, float)) or not 0 < decay <= 1:
-        raise ConfigError.invalid("train.learning_rate_decay", decay,
-                                  "a factor in (0, 1] applied once per epoch (1 = constant)")
-    threshold = config.model.get("threshold", 0.0)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or (
-            not math.isfinite(threshold)):
         raise ConfigError.invalid(
-            "model.threshold", threshold,
+            "train.learning_rate_decay",
+            decay,
+            "a factor in (0, 1] applied once per epoch (1 = constant)",
+        )
+    threshold = config.model.get("threshold", 0.0)
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or (not math.isfinite(threshold))
+    ):
+        raise ConfigError.invalid(
+            "model.threshold",
+            threshold,
             "a finite number: the log_alpha at or above which a word is dropped "
-            "(3.0 is the usual value)")
+            "(3.0 is the usual value)",
+        )
     if config.model.name not in MODELS and config.model.name != baseline.NAME:
         names = [*sorted(MODELS), baseline.NAME]
         close = difflib.get_close_matches(str(config.model.name), names, n=1)
-        raise ConfigError.invalid("model.name", config.model.name,
-                                  f"one of {', '.join(sorted(MODELS))} (Keras models) "
-                                  f"or {baseline.NAME} (the scikit-learn baseline)",
-                                  f"Did you mean {close[0]!r}?" if close else "")
+        raise ConfigError.invalid(
+            "model.name",
+            config.model.name,
+            f"one of {', '.join(sorted(MODELS))} (Keras models) "
+            f"or {baseline.NAME} (the scikit-learn baseline)",
+            f"Did you mean {close[0]!r}?" if close else "",
+        )
     try:
         optimizers.get(config.train.optimizer)
     except (TypeError, ValueError) as error:
-        raise ConfigError.invalid("train.optimizer", config.train.optimizer,
-                                  f"a vtrain.optimizers name ({error})") from None
+        raise ConfigError.invalid(
+            "train.optimizer", config.train.optimizer, f"a vtrain.optimizers name ({error})"
+        ) from None
 
 
 def check_workdir(workdir):
@@ -616,23 +687,27 @@ a folder (existing or new), but it is a file. Pass a folder path, e.g. runs/my-r
         what = "it is a file" if existing == workdir else f"{existing!r} is a file"
         raise ConfigError(
             f"Invalid value for --workdir: received {workdir!r}. Expected a folder "
-            f"(existing or new), but {what}. Pass a folder path, e.g. runs/my-run.")
+            f"(existing or new), but {what}. Pass a folder path, e.g. runs/my-run."
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         what = "it" if existing == workdir else f"{existing!r}, where it would be created,"
         raise ConfigError(
             f"Invalid value for --workdir: received {workdir!r}. Expected a folder "
             f"this user can write to, but {what} is read-only. Make it writable "
-            "(chmod u+w), or pass another --workdir.")
+            "(chmod u+w), or pass another --workdir."
+        )
 
 
 def _check_batch_size(batch_size, num_train):
     if batch_size > num_train:
         raise ConfigError.invalid(
-            "data.batch_size", batch_size,
+            "data.batch_size",
+            batch_size,
             f"at most the number of training examples, {num_train:,}",
             "A larger batch makes every epoch a single step on all the data. "
             "Lower --config.data.batch_size, or use more data "
-            "(--config.data.max_train_examples=0 uses all).")
+            "(--config.data.max_train_examples=0 uses all).",
+        )
 
 
 # How a run executes, not what it computes: a run may resume with another.
@@ -655,9 +730,9 @@ def _check_same_config(config, path):
     differences = sorted(_differences(saved, current))
     if differences:
         raise ConfigError.invalid(
-            differences[0], _lookup(current, differences[0]),
-            f"{_lookup(saved, differences[0])!r}, the value this workdir was "
-            f"started with ({path})",
+            differences[0],
+            _lookup(current, differences[0]),
+            f"{_lookup(saved, differences[0])!r}, the value this workdir was started with ({path})",
             f"Fields that differ: {', '.join(differences)}. Resume with the same "
             "config, or train into a new --workdir.",
         )
@@ -713,23 +788,29 @@ def train_and_evaluate_tfidf(config, workdir):
     for field in sorted(set(options) - allowed):
         close = difflib.get_close_matches(field, sorted(allowed), n=1)
         raise ConfigError.invalid(
-            f"model.{field}", options[field],
+            f"model.{field}",
+            options[field],
             f"a field of model {baseline.NAME!r}: one of {', '.join(sorted(allowed))}",
-            f"Did you mean {close[0]!r}?" if close else "Remove it from the config's model section.")
+            f"Did you mean {close[0]!r}?"
+            if close
+            else "Remove it from the config's model section.",
+        )
     try:
         tagger = baseline.TfidfTagger(random_state=config.seed, **options)
     except ImportError as error:
         raise ConfigError(f"Cannot use --config.model.name={baseline.NAME}: {error}") from None
     except ValueError as error:
-        raise ConfigError(f"Cannot build model {baseline.NAME!r} from --config.model: "
-                          f"{error}") from error
+        raise ConfigError(
+            f"Cannot build model {baseline.NAME!r} from --config.model: {error}"
+        ) from error
     config_path = os.path.join(workdir, "config.json")
     _check_same_config(config, config_path)
     for path in vtrain_io.remove_temporaries(workdir) if os.path.isdir(workdir) else ():
         logging.info("Removed %s, left by a killed write.", path)
     try:
-        splits = baseline.text_splits(config.data.path or None, config.data.min_tag_train_uses,
-                                      config.data.max_train_examples)
+        splits = baseline.text_splits(
+            config.data.path or None, config.data.min_tag_train_uses, config.data.max_train_examples
+        )
     except DataError:
         raise
     except ValueError as error:
@@ -741,17 +822,23 @@ def train_and_evaluate_tfidf(config, workdir):
     if not os.path.exists(config_path):
         os.makedirs(workdir, exist_ok=True)
         vtrain_io.atomic_write_json(config_path, config.to_dict(), sort_keys=False)
-    logging.info("Fitting TF-IDF + logistic regression: %d train examples, %d tags.",
-                 len(texts["train"]), len(tags))
+    logging.info(
+        "Fitting TF-IDF + logistic regression: %d train examples, %d tags.",
+        len(texts["train"]),
+        len(tags),
+    )
     tagger.fit(texts["train"], labels["train"], tags)
     fit_seconds = time.monotonic() - start - data_seconds
     tagger.save(os.path.join(workdir, baseline.FILE_NAME))
     scores = {name: tagger.scores(texts[name]) for name in ("validation", "test")}
     threshold, _ = evaluate.best_threshold(scores["validation"], labels["validation"])
     split_results = {
-        name: {**metrics.ranking_metrics(scores[name], labels[name], ks=evaluate.KS),
-               **evaluate.threshold_metrics(scores[name], labels[name], threshold)}
-        for name in ("test", "validation")}
+        name: {
+            **metrics.ranking_metrics(scores[name], labels[name], ks=evaluate.KS),
+            **evaluate.threshold_metrics(scores[name], labels[name], threshold),
+        }
+        for name in ("test", "validation")
+    }
     results = {
         "model": baseline.NAME,
         **split_results,
@@ -781,8 +868,9 @@ def _write_suggest_outputs(model, data, workdir, results):
     """
     if not isinstance(model, TagClassifier):
         return
-    scores = {name: evaluate.tag_scores(model, getattr(data, name))
-              for name in ("validation", "test")}
+    scores = {
+        name: evaluate.tag_scores(model, getattr(data, name)) for name in ("validation", "test")
+    }
     threshold, _ = evaluate.best_threshold(*scores["validation"])
     for name, (split_scores, labels) in scores.items():
         results[name].update(evaluate.threshold_metrics(split_scores, labels, threshold))

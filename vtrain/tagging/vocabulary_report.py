@@ -37,8 +37,7 @@ def ranking_measure(k=3):
     return measure_f1
 
 
-def compress_run(model, data, workdir, num_sizes=100, split="test", k=3,
-                 baseline=None):
+def compress_run(model, data, workdir, num_sizes=100, split="test", k=3, baseline=None):
     """Sweeps the rankings of a trained model and writes the reports into `workdir`.
 
     Ranks the words (variational if the model has a `VariationalEmbedding`,
@@ -94,10 +93,13 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3,
         method: vocabulary.sweep(model, dataset, ranking, sizes, measure=ranking_measure(k))
         for method, ranking in rankings.items()
     }
-    first = {method: [data.vocabulary[i] for i in ranking[:30]]
-             for method, ranking in rankings.items()}
-    last = {method: [data.vocabulary[i] for i in ranking[-30:][::-1]]
-            for method, ranking in rankings.items()}
+    first = {
+        method: [data.vocabulary[i] for i in ranking[:30]] for method, ranking in rankings.items()
+    }
+    last = {
+        method: [data.vocabulary[i] for i in ranking[-30:][::-1]]
+        for method, ranking in rankings.items()
+    }
     reference = full[f"f1@{k}"]
     if baseline is not None:
         for method in ("frequency", "tfidf"):
@@ -115,24 +117,29 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3,
     export = vocabulary.export_pruned(model, data.vectorizer, keep_ids, pruned_dir)
     with vocabulary.mask_embedding(model, keep_ids):
         threshold = evaluate.ranking_results(model, dataset, ks=(1, k))
-    export.update({
-        "kept_words": int(len(keep_ids)),
-        "num_words": int(num_words),
-        f"{split}_f1_at_{k}": threshold[f"f1@{k}"],
-        "max_abs_score_difference": _export_difference(
-            model, keep_ids, pruned_dir, dataset),
-    })
+    export.update(
+        {
+            "kept_words": int(len(keep_ids)),
+            "num_words": int(num_words),
+            f"{split}_f1_at_{k}": threshold[f"f1@{k}"],
+            "max_abs_score_difference": _export_difference(model, keep_ids, pruned_dir, dataset),
+        }
+    )
 
     report = {
-        "workdir": os.path.abspath(workdir), "split": split, "k": k,
+        "workdir": os.path.abspath(workdir),
+        "split": split,
+        "k": k,
         "num_sizes": int(num_sizes),
-        "full_vocabulary": {f"f1_at_{k}": full[f"f1@{k}"],
-                            "precision_at_1": full["precision@1"]},
-        "baseline": None if baseline is None else {
-            "workdir": baseline["workdir"],
-            "full_vocabulary": baseline["full_vocabulary"]},
-        "curves": curve_by_method, "summary": summary, "pruned": export,
-        "kept_first": first, "dropped_first": last,
+        "full_vocabulary": {f"f1_at_{k}": full[f"f1@{k}"], "precision_at_1": full["precision@1"]},
+        "baseline": None
+        if baseline is None
+        else {"workdir": baseline["workdir"], "full_vocabulary": baseline["full_vocabulary"]},
+        "curves": curve_by_method,
+        "summary": summary,
+        "pruned": export,
+        "kept_first": first,
+        "dropped_first": last,
     }
     io.atomic_write_json(os.path.join(workdir, REPORT_FILE), report)
     io.atomic_write_text(os.path.join(workdir, "vocabulary.md"), markdown_table(report))
@@ -230,32 +237,37 @@ pruned model file 2,000 -> 900 bytes.
     methods = summary["methods"]
     drops = list(next(iter(methods.values()))["size_at_drop"])
     lines = [
-        f"F1@{k} on the {split} split; vocabulary sizes in words "
-        f"(full: {summary['full_size']:,}).",
+        f"F1@{k} on the {split} split; vocabulary sizes in words (full: {summary['full_size']:,}).",
         "",
         "| method | AUC | " + " | ".join(f"words at -{d} pt" for d in drops) + " |",
         "|---|---|" + "---|" * len(drops),
     ]
     for method, row in methods.items():
-        cells = ["never" if row["size_at_drop"][d] is None
-                 else f"{row['size_at_drop'][d]:,}" for d in drops]
+        cells = [
+            "never" if row["size_at_drop"][d] is None else f"{row['size_at_drop'][d]:,}"
+            for d in drops
+        ]
         lines.append(f"| {method} | {row['auc']:.4f} | " + " | ".join(cells) + " |")
     full, pruned = report["full_vocabulary"], report["pruned"]
-    lines += ["", f"Full vocabulary: F1@{k} {full[f'f1_at_{k}']:.4f}, "
-              f"P@1 {full['precision_at_1']:.4f}."]
+    lines += [
+        "",
+        f"Full vocabulary: F1@{k} {full[f'f1_at_{k}']:.4f}, P@1 {full['precision_at_1']:.4f}.",
+    ]
     baseline = report.get("baseline")
     if baseline:
         lines.append(
             f"Baseline (frequency and tfidf rows; the drops are measured from "
             f"its full vocabulary): F1@{k} "
             f"{baseline['full_vocabulary'][f'f1_at_{k}']:.4f}, P@1 "
-            f"{baseline['full_vocabulary']['precision_at_1']:.4f}.")
+            f"{baseline['full_vocabulary']['precision_at_1']:.4f}."
+        )
     lines.append(
         f"At the model's own threshold: {pruned['kept_words']:,} of "
         f"{pruned['num_words']:,} words kept "
         f"({100 * pruned['kept_words'] / pruned['num_words']:.1f}%), "
         f"F1@{k} {pruned[f'{split}_f1_at_{k}']:.4f}; pruned model file "
-        f"{pruned['model_bytes_before']:,} -> {pruned['model_bytes_after']:,} bytes.")
+        f"{pruned['model_bytes_before']:,} -> {pruned['model_bytes_after']:,} bytes."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -283,14 +295,20 @@ def plot_curves(report, path):
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
     for method, curve in report["curves"].items():
         on_baseline = report.get("baseline") and method != "variational"
-        axes.plot(curve["sizes"], curve[f"f1_at_{k}"],
-                  label=f"{method} (baseline model)" if on_baseline else method)
+        axes.plot(
+            curve["sizes"],
+            curve[f"f1_at_{k}"],
+            label=f"{method} (baseline model)" if on_baseline else method,
+        )
     baseline = bool(report.get("baseline"))
     reference = reference_f1(report)
-    axes.axhline(reference, color="grey", linestyle=":",
-                 label="baseline, full vocabulary" if baseline else "full vocabulary")
-    axes.axhline(reference - 0.01, color="grey", linestyle="--", linewidth=0.8,
-                 label="-1 point")
+    axes.axhline(
+        reference,
+        color="grey",
+        linestyle=":",
+        label="baseline, full vocabulary" if baseline else "full vocabulary",
+    )
+    axes.axhline(reference - 0.01, color="grey", linestyle="--", linewidth=0.8, label="-1 point")
     axes.set_xscale("log")
     axes.set_xlabel("vocabulary size (words kept)")
     axes.set_ylabel(f"F1@{k} ({report['split']})")

@@ -21,8 +21,20 @@ from vtrain.vocabulary.rankings import (
 from vtrain.vocabulary.sweep import DROPS, summarise, sweep
 
 __all__ = [
-    "DROPS", "FIRST_WORD_ID", "OOV_ID", "PADDING_ID", "curves", "embedding_layer",
-    "export_pruned", "frequency_ranking", "keep_matrix_rows", "load_pruned",
-    "mask_embedding", "pruned_model", "summarise", "sweep", "tfidf_ranking",
+    "DROPS",
+    "FIRST_WORD_ID",
+    "OOV_ID",
+    "PADDING_ID",
+    "curves",
+    "embedding_layer",
+    "export_pruned",
+    "frequency_ranking",
+    "keep_matrix_rows",
+    "load_pruned",
+    "mask_embedding",
+    "pruned_model",
+    "summarise",
+    "sweep",
+    "tfidf_ranking",
     "variational_ranking",
 ]

@@ -37,9 +37,7 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
         except TypeError:
             integer = None
     if integer is None or integer < minimum:
-        raise ValueError(
-            f"Received {name}={value!r}; expected an integer >= {minimum}."
-        )
+        raise ValueError(f"Received {name}={value!r}; expected an integer >= {minimum}.")
     return integer
 
 
@@ -69,8 +67,7 @@ def _sorted_curve(sizes: Any, metric: Any) -> tuple[np.ndarray, np.ndarray]:
             "Measure more vocabulary sizes (see log_spaced_sizes)."
         )
     if not np.issubdtype(sizes.dtype, np.integer):
-        if not (np.issubdtype(sizes.dtype, np.floating)
-                and np.all(sizes == np.round(sizes))):
+        if not (np.issubdtype(sizes.dtype, np.floating) and np.all(sizes == np.round(sizes))):
             raise ValueError(
                 f"Received sizes of dtype {sizes.dtype} with non-integer "
                 "values; expected whole numbers of words."

@@ -133,7 +133,8 @@ def pruned_model(model, keep_ids):
     rows = np.concatenate([[PADDING_ID, OOV_ID], keep_ids])
     pruned = _rebuilt(model, len(rows), rows)
     embedding_layer(pruned).embeddings.assign(
-        _zero_oov(ops.convert_to_numpy(embedding_layer(pruned).embeddings)))
+        _zero_oov(ops.convert_to_numpy(embedding_layer(pruned).embeddings))
+    )
     return pruned
 
 
@@ -168,7 +169,7 @@ def _from_config_with_rows(model, layer, num_rows):
     if isinstance(config, dict) and "vocabulary_size" in config:
         config = {**config, "vocabulary_size": int(num_rows)}
         return type(model).from_config(config)
-    for entry in (config.get("layers", []) if isinstance(config, dict) else []):
+    for entry in config.get("layers", []) if isinstance(config, dict) else []:
         if entry.get("config", {}).get("name") == layer.name:
             entry["config"]["input_dim"] = int(num_rows)
             return type(model).from_config(config)

@@ -27,7 +27,8 @@ def embedding_layer(model):
     'Embedding'
     """
     found = [
-        layer for layer in _keras_compat.all_layers(model)
+        layer
+        for layer in _keras_compat.all_layers(model)
         if isinstance(layer, (VariationalEmbedding, keras.layers.Embedding))
     ]
     if len(found) != 1:

@@ -118,15 +118,15 @@ def tfidf_ranking(token_id_batches, vocabulary_size):
         real = flat != PADDING_ID
         # One (document, word) pair per distinct word of a document, with its
         # count: no dense [B, V] matrix.
-        pairs, counts = np.unique(rows[real] * vocabulary_size + flat[real],
-                                  return_counts=True)
+        pairs, counts = np.unique(rows[real] * vocabulary_size + flat[real], return_counts=True)
         row, word = pairs // vocabulary_size, pairs % vocabulary_size
         np.add.at(tf_sum, word, counts / lengths[row])
         np.add.at(df, word, 1)
         num_documents += len(ids)
     if num_documents == 0:
-        raise ValueError("tfidf_ranking received no documents; expected the "
-                         "training split's token ids.")
+        raise ValueError(
+            "tfidf_ranking received no documents; expected the training split's token ids."
+        )
     idf = np.log((1.0 + num_documents) / (1.0 + df)) + 1.0
     # tf_sum[w] * idf[w] = sum over documents of TF-IDF, since idf is per word.
     score = tf_sum * idf / num_documents

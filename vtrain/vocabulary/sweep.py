@@ -103,16 +103,23 @@ def summarise(curve_by_method, metric, reference, drops=DROPS):
     methods = {}
     for method, curve in curve_by_method.items():
         methods[method] = {
-            "auc": curves.curve_auc(curve["sizes"], curve[metric],
-                                    full_size=max(full_size, 2), best=best),
+            "auc": curves.curve_auc(
+                curve["sizes"], curve[metric], full_size=max(full_size, 2), best=best
+            ),
             "size_at_drop": {
-                points(drop): curves.size_at_drop(curve["sizes"], curve[metric],
-                                                  reference=reference, drop=drop)
+                points(drop): curves.size_at_drop(
+                    curve["sizes"], curve[metric], reference=reference, drop=drop
+                )
                 for drop in drops
             },
         }
-    return {"metric": metric, "full_size": int(full_size), "best": best,
-            "reference": float(reference), "methods": methods}
+    return {
+        "metric": metric,
+        "full_size": int(full_size),
+        "best": best,
+        "reference": float(reference),
+        "methods": methods,
+    }
 
 
 def points(drop):

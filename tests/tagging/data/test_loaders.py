@@ -31,11 +31,15 @@ def assert_names(message, path, line, *problems):
 
 # Formats that load.
 
+
 def test_jsonl_with_list_and_comma_separated_tags(tmp_path):
-    path = write(tmp_path, "d.jsonl",
-                 '{"package": "p", "text": " Chess engine ", "tags": ["b", "a", "a"]}\n'
-                 "\n"
-                 '{"id": 3, "text": "Editor", "tags": "x, y,,"}\n')
+    path = write(
+        tmp_path,
+        "d.jsonl",
+        '{"package": "p", "text": " Chess engine ", "tags": ["b", "a", "a"]}\n'
+        "\n"
+        '{"id": 3, "text": "Editor", "tags": "x, y,,"}\n',
+    )
     assert load_file(path) == [
         {"text": "Chess engine", "tags": ["a", "b"], "package": "p"},
         {"text": "Editor", "tags": ["x", "y"], "id": 3},
@@ -70,6 +74,7 @@ def test_utf8_bom_is_ignored(tmp_path):
 
 # Errors: each names the file, the line and the problem.
 
+
 def test_file_not_found(tmp_path):
     path = str(tmp_path / "missing.jsonl")
     with pytest.raises(FileNotFoundError) as info:
@@ -79,11 +84,17 @@ def test_file_not_found(tmp_path):
 
 
 def test_malformed_json(tmp_path):
-    path = write(tmp_path, "x.jsonl", '{"text": "a", "tags": ["a"]}\n' * 6
-                 + '{"text": "a" "tags": ["a"]}\n')
+    path = write(
+        tmp_path, "x.jsonl", '{"text": "a", "tags": ["a"]}\n' * 6 + '{"text": "a" "tags": ["a"]}\n'
+    )
     message = error_of(path)
-    assert_names(message, path, 7, "malformed JSON (Expecting ',' delimiter: column 14)",
-                 'Expected one JSON object per line with fields "text" (string) and "tags"')
+    assert_names(
+        message,
+        path,
+        7,
+        "malformed JSON (Expecting ',' delimiter: column 14)",
+        'Expected one JSON object per line with fields "text" (string) and "tags"',
+    )
 
 
 def test_csv_content_in_jsonl_file(tmp_path):
@@ -92,10 +103,12 @@ def test_csv_content_in_jsonl_file(tmp_path):
 
 
 def test_missing_field_lists_the_fields_found(tmp_path):
-    path = write(tmp_path, "x.jsonl", '{"text": "t", "tags": ["a"]}\n'
-                 '{"title": "t", "labels": ["a"]}\n')
-    assert_names(error_of(path), path, 2, 'missing field "text", "tags"',
-                 'fields found: "title", "labels"')
+    path = write(
+        tmp_path, "x.jsonl", '{"text": "t", "tags": ["a"]}\n{"title": "t", "labels": ["a"]}\n'
+    )
+    assert_names(
+        error_of(path), path, 2, 'missing field "text", "tags"', 'fields found: "title", "labels"'
+    )
 
 
 def test_json_value_that_is_not_an_object(tmp_path):
@@ -103,20 +116,24 @@ def test_json_value_that_is_not_an_object(tmp_path):
     assert_names(error_of(path), path, 1, "found a list, not a JSON object")
 
 
-@pytest.mark.parametrize("record, problem", [
-    ({"text": 5, "tags": ["a"]}, '"text" is a number, not a string'),
-    ({"text": "t", "tags": {"a": 1}}, '"tags" is an object, not a list of strings'),
-    ({"text": "t", "tags": ["a", 2]}, '"tags" contains a number (2), not a string'),
-    ({"text": "t", "tags": ["a"], "id": [1]}, '"id" is a list, not a string or integer'),
-])
+@pytest.mark.parametrize(
+    "record, problem",
+    [
+        ({"text": 5, "tags": ["a"]}, '"text" is a number, not a string'),
+        ({"text": "t", "tags": {"a": 1}}, '"tags" is an object, not a list of strings'),
+        ({"text": "t", "tags": ["a", 2]}, '"tags" contains a number (2), not a string'),
+        ({"text": "t", "tags": ["a"], "id": [1]}, '"id" is a list, not a string or integer'),
+    ],
+)
 def test_wrong_types(tmp_path, record, problem):
     path = write(tmp_path, "x.jsonl", json.dumps(record) + "\n")
     assert_names(error_of(path), path, 1, problem)
 
 
 def test_empty_text(tmp_path):
-    path = write(tmp_path, "x.jsonl",
-                 '{"text": "t", "tags": ["a"]}\n{"text": "  ", "tags": ["a"]}\n')
+    path = write(
+        tmp_path, "x.jsonl", '{"text": "t", "tags": ["a"]}\n{"text": "  ", "tags": ["a"]}\n'
+    )
     assert_names(error_of(path), path, 2, "empty text")
 
 
@@ -128,8 +145,14 @@ def test_empty_tag_list_is_rejected(tmp_path, tags):
 
 def test_unknown_extension(tmp_path):
     path = write(tmp_path, "x.csv", "text,tags\nhello,a\n")
-    assert_names(error_of(path), path, None, "unknown file extension (.csv)", ".jsonl, .json, .tsv",
-                 "Convert it")
+    assert_names(
+        error_of(path),
+        path,
+        None,
+        "unknown file extension (.csv)",
+        ".jsonl, .json, .tsv",
+        "Convert it",
+    )
 
 
 @pytest.mark.parametrize("name", ["x.jsonl", "x.tsv", "x.json"])
@@ -145,8 +168,9 @@ def test_tsv_header_only(tmp_path):
 
 def test_csv_content_in_tsv_file(tmp_path):
     path = write(tmp_path, "x.tsv", "text\ttags\nhello world,devel::lang:c\n")
-    assert_names(error_of(path), path, 2, "found 1 tab-separated column", "CSV",
-                 "text<TAB>tag1,tag2")
+    assert_names(
+        error_of(path), path, 2, "found 1 tab-separated column", "CSV", "text<TAB>tag1,tag2"
+    )
 
 
 def test_tsv_too_many_columns(tmp_path):
@@ -182,10 +206,14 @@ def test_data_error_is_a_value_error():
 
 # The optional "group" field (and "source", kept when it is a string).
 
+
 def test_group_field_in_jsonl_json_and_tsv(tmp_path):
-    jsonl = write(tmp_path, "g.jsonl",
-                  '{"package": "libfoo-dev", "text": "t", "tags": ["a"], "group": " foo "}\n'
-                  '{"package": "bar", "text": "u", "tags": ["a"]}\n')
+    jsonl = write(
+        tmp_path,
+        "g.jsonl",
+        '{"package": "libfoo-dev", "text": "t", "tags": ["a"], "group": " foo "}\n'
+        '{"package": "bar", "text": "u", "tags": ["a"]}\n',
+    )
     assert load_file(jsonl) == [
         {"text": "t", "tags": ["a"], "package": "libfoo-dev", "group": "foo"},
         {"text": "u", "tags": ["a"], "package": "bar"},
@@ -193,8 +221,7 @@ def test_group_field_in_jsonl_json_and_tsv(tmp_path):
     array = write(tmp_path, "g.json", json.dumps([{"text": "t", "tags": ["a"], "group": "g"}]))
     assert load_file(array) == [{"text": "t", "tags": ["a"], "group": "g"}]
     tsv = write(tmp_path, "g.tsv", "Text\tTags\tGroup\nA web server\tweb::server\tnginx\n")
-    assert load_file(tsv) == [{"text": "A web server", "tags": ["web::server"],
-                               "group": "nginx"}]
+    assert load_file(tsv) == [{"text": "A web server", "tags": ["web::server"], "group": "nginx"}]
 
 
 def test_files_without_group_load_as_before(tmp_path):
@@ -203,29 +230,48 @@ def test_files_without_group_load_as_before(tmp_path):
 
 
 def test_source_is_kept_when_a_string_and_ignored_otherwise(tmp_path):
-    path = write(tmp_path, "s.jsonl", '{"text": "t", "tags": ["a"], "source": "foo"}\n'
-                 '{"text": "u", "tags": ["a"], "source": {"url": "http://x"}}\n')
-    assert load_file(path) == [{"text": "t", "tags": ["a"], "source": "foo"},
-                               {"text": "u", "tags": ["a"]}]
+    path = write(
+        tmp_path,
+        "s.jsonl",
+        '{"text": "t", "tags": ["a"], "source": "foo"}\n'
+        '{"text": "u", "tags": ["a"], "source": {"url": "http://x"}}\n',
+    )
+    assert load_file(path) == [
+        {"text": "t", "tags": ["a"], "source": "foo"},
+        {"text": "u", "tags": ["a"]},
+    ]
 
 
 def test_group_that_is_not_a_string(tmp_path):
-    path = write(tmp_path, "x.jsonl", '{"text": "t", "tags": ["a"]}\n'
-                 '{"text": "t", "tags": ["a"], "group": 7}\n')
+    path = write(
+        tmp_path,
+        "x.jsonl",
+        '{"text": "t", "tags": ["a"]}\n{"text": "t", "tags": ["a"], "group": 7}\n',
+    )
     assert error_of(path) == (
         f"Invalid data in '{path}' line 2: \"group\" is a number (7), not a string. "
         'Expected "group", when present, to be a non-empty string: examples with the '
         "same group land in the same split (e.g. the packages built from one source). "
-        'Write it as a string ("group": "7") or remove the field.')
+        'Write it as a string ("group": "7") or remove the field.'
+    )
 
 
-@pytest.mark.parametrize("group, problem, fix", [
-    (["a"], '"group" is a list (["a"]), not a string',
-     "Give a string naming the group, or remove the field."),
-    (None, '"group" is null (null), not a string',
-     "Give a string naming the group, or remove the field."),
-    (" ", '"group" is an empty string', "Give the group a name, or remove the field"),
-])
+@pytest.mark.parametrize(
+    "group, problem, fix",
+    [
+        (
+            ["a"],
+            '"group" is a list (["a"]), not a string',
+            "Give a string naming the group, or remove the field.",
+        ),
+        (
+            None,
+            '"group" is null (null), not a string',
+            "Give a string naming the group, or remove the field.",
+        ),
+        (" ", '"group" is an empty string', "Give the group a name, or remove the field"),
+    ],
+)
 def test_group_type_and_empty_errors(tmp_path, group, problem, fix):
     path = write(tmp_path, "x.jsonl", json.dumps({"text": "t", "tags": ["a"], "group": group}))
     assert_names(error_of(path), path, 1, problem, 'Expected "group", when present', fix)
@@ -238,8 +284,14 @@ def test_json_array_group_error_names_the_item(tmp_path):
 
 def test_tsv_with_group_header_needs_three_columns(tmp_path):
     path = write(tmp_path, "x.tsv", "text\ttags\tgroup\nA server\tweb::server\n")
-    assert_names(error_of(path), path, 2, "found 2 tab-separated columns",
-                 "text<TAB>tag1,tag2<TAB>group", "add the line's group after a tab")
+    assert_names(
+        error_of(path),
+        path,
+        2,
+        "found 2 tab-separated columns",
+        "text<TAB>tag1,tag2<TAB>group",
+        "add the line's group after a tab",
+    )
 
 
 def test_tsv_empty_group_cell(tmp_path):
@@ -249,5 +301,11 @@ def test_tsv_empty_group_cell(tmp_path):
 
 def test_tsv_third_column_without_header_suggests_the_group_header(tmp_path):
     path = write(tmp_path, "x.tsv", "A server\tweb::server\tnginx\n")
-    assert_names(error_of(path), path, 1, "found 3 tab-separated columns",
-                 "Replace the tabs", "'text<TAB>tags<TAB>group'")
+    assert_names(
+        error_of(path),
+        path,
+        1,
+        "found 3 tab-separated columns",
+        "Replace the tabs",
+        "'text<TAB>tags<TAB>group'",
+    )

@@ -34,13 +34,17 @@ def test_word_set_lowercases_and_splits_on_non_alphanumerics():
 
 
 def test_nearest_against_a_hand_computed_example():
-    train = ["Fast text editor for the console",  # {fast text editor for the console}
-             "Text editor",                       # {text editor}
-             "Web server written in C"]
-    test = ["Fast text editor for the terminal",   # 5 of 7 with train 0
-            "text EDITOR",                         # identical set to train 1
-            "web browser",                         # {web} shared, union of 6 with train 2
-            "mail"]                                # no shared word
+    train = [
+        "Fast text editor for the console",  # {fast text editor for the console}
+        "Text editor",  # {text editor}
+        "Web server written in C",
+    ]
+    test = [
+        "Fast text editor for the terminal",  # 5 of 7 with train 0
+        "text EDITOR",  # identical set to train 1
+        "web browser",  # {web} shared, union of 6 with train 2
+        "mail",
+    ]  # no shared word
     assert nd.nearest(test, train) == [(5 / 7, 0), (1.0, 1), (1 / 6, 2), (0.0, None)]
     report = nd.near_duplicate_report([{"text": t} for t in train], [{"text": t} for t in test])
     assert report["counts"] == {0.8: 1, 0.5: 2}
@@ -81,11 +85,13 @@ def test_similar_pairs_keeps_a_pair_exactly_at_the_threshold():
 
 
 def test_near_twin_groups_are_transitive_and_named_by_the_first_key():
-    texts = ["a b c d e f g h i j",     # key m
-             "a b c d e f g h i k",     # key z: 9/11 with the first
-             "a b c d e f g h k l",     # key q: 9/11 with the second, 8/12 with the first
-             "x y",                      # key m (another binary of m)
-             "p q r"]                    # key n: alone
+    texts = [
+        "a b c d e f g h i j",  # key m
+        "a b c d e f g h i k",  # key z: 9/11 with the first
+        "a b c d e f g h k l",  # key q: 9/11 with the second, 8/12 with the first
+        "x y",  # key m (another binary of m)
+        "p q r",
+    ]  # key n: alone
     groups = nd.near_twin_groups(["m", "z", "q", "m", "n"], texts, 0.8)
     assert groups == ["m", "m", "m", "m", "n"]
     assert nd.near_twin_groups(["m", "z", "q", "m", "n"], texts, 0.95) == ["m", "z", "q", "m", "n"]
@@ -99,12 +105,16 @@ def test_invalid_threshold_is_rejected():
 def test_regroup():
     example = {"package": "0ad-data", "source": "0ad-data", "group": "0ad", "text": "t"}
     assert [debtags.split_key(nd.regroup([example], by)[0]) for by in nd.SPLIT_BY] == [
-        "0ad", "0ad-data", "0ad-data"]
+        "0ad",
+        "0ad-data",
+        "0ad-data",
+    ]
     with pytest.raises(ValueError, match="Expected one of group, source, package"):
         nd.regroup([example], "id")
 
 
 # The command line, on a user file.
+
 
 def user_file(tmp_path, grouped):
     # By id, 6 goes to test and 0..5 to train; group "g" (test) takes 0 there too.
@@ -144,17 +154,21 @@ def test_cli_with_a_group_moves_the_twin_out_of_train(tmp_path, capsys):
 
 def test_cli_sample_and_threshold(tmp_path, capsys):
     path = user_file(tmp_path, grouped=True)
-    assert nd.main([f"--path={path}", "--min-tag-train-uses=1", "--sample=1",
-                    "--threshold=0.6"]) == 0
+    assert (
+        nd.main([f"--path={path}", "--min-tag-train-uses=1", "--sample=1", "--threshold=0.6"]) == 0
+    )
     out = capsys.readouterr().out
     assert "measured on a sample of 1 test examples" in out
     assert "Jaccard >= 0.6: 1 of 1 (100.0%)" in out and "Jaccard >= 0.5: 1 of 1" in out
 
 
-@pytest.mark.parametrize("argument, message", [
-    ("--threshold=0", "--threshold: received 0.0. Expected a Jaccard similarity in (0, 1]"),
-    ("--sample=-1", "--sample: received -1. Expected 0 (all test examples)"),
-])
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        ("--threshold=0", "--threshold: received 0.0. Expected a Jaccard similarity in (0, 1]"),
+        ("--sample=-1", "--sample: received -1. Expected 0 (all test examples)"),
+    ],
+)
 def test_cli_rejects_bad_arguments(argument, message, capsys):
     with pytest.raises(SystemExit):
         nd.main([argument])

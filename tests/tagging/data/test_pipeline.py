@@ -20,8 +20,11 @@ def records():
     # Every example has "Tool" and "tool" (one word once lower-cased), a word
     # of its own (seen once) and, on even ids, "GTK+"; tags a, b alternate.
     return [
-        {"id": i, "text": f"Tool tool word{i} GTK+" if i % 2 == 0 else f"Tool tool word{i}",
-         "tags": ["a"] if i % 2 == 0 else ["a", "b"]}
+        {
+            "id": i,
+            "text": f"Tool tool word{i} GTK+" if i % 2 == 0 else f"Tool tool word{i}",
+            "tags": ["a"] if i % 2 == 0 else ["a", "b"],
+        }
         for i in range(NUM_EXAMPLES)
     ]
 
@@ -36,13 +39,17 @@ def split_ids(name):
 
 
 def test_shapes_dtypes_and_split_sizes(data_file):
-    data = pipeline.load_tag_data(data_file, sequence_length=5, batch_size=4,
-                                  min_tag_train_uses=1, min_word_count=1)
+    data = pipeline.load_tag_data(
+        data_file, sequence_length=5, batch_size=4, min_tag_train_uses=1, min_word_count=1
+    )
     assert data.num_train == len(split_ids("train"))
     assert data.sequence_length == 5
     assert data.tags == ["a", "b"]
-    for dataset, name in ((data.train, "train"), (data.validation, "validation"),
-                          (data.test, "test")):
+    for dataset, name in (
+        (data.train, "train"),
+        (data.validation, "validation"),
+        (data.test, "test"),
+    ):
         batches = list(dataset)
         assert sum(len(ids) for ids, _ in batches) == len(split_ids(name))
         ids, tags = batches[0]
@@ -69,14 +76,16 @@ def test_words_only_in_validation_and_test_are_unknown(data_file):
 
 
 def test_max_vocabulary_size_caps_rows_including_specials(data_file):
-    data = pipeline.load_tag_data(data_file, min_tag_train_uses=1, min_word_count=1,
-                                  max_vocabulary_size=3)
+    data = pipeline.load_tag_data(
+        data_file, min_tag_train_uses=1, min_word_count=1, max_vocabulary_size=3
+    )
     assert data.vocabulary == ["", "[UNK]", "tool"]
 
 
 def test_lowercase_and_punctuation_follow_the_arguments(data_file):
-    kept_case = pipeline.load_tag_data(data_file, min_tag_train_uses=1,
-                                       lowercase=False, strip_punctuation=False)
+    kept_case = pipeline.load_tag_data(
+        data_file, min_tag_train_uses=1, lowercase=False, strip_punctuation=False
+    )
     assert {"Tool", "tool", "GTK+"} <= set(kept_case.vocabulary)
     stripped = pipeline.load_tag_data(data_file, min_tag_train_uses=1)
     assert "gtk" in stripped.vocabulary and "GTK+" not in stripped.vocabulary
@@ -103,8 +112,7 @@ def test_multi_hot_tags_and_unshuffled_evaluation_order(data_file, records):
 
 
 def test_training_batches_are_reshuffled_every_epoch(data_file):
-    data = pipeline.load_tag_data(data_file, min_tag_train_uses=1, min_word_count=1,
-                                  batch_size=100)
+    data = pipeline.load_tag_data(data_file, min_tag_train_uses=1, min_word_count=1, batch_size=100)
     first, second = (next(iter(data.train))[0].numpy() for _ in range(2))
     assert sorted(map(tuple, first)) == sorted(map(tuple, second))
     assert first.tolist() != second.tolist()
@@ -120,10 +128,17 @@ def test_rare_tags_are_dropped(data_file):
     assert data.tags == ["a"]
 
 
-@pytest.mark.parametrize("argument, value", [
-    ("sequence_length", 0), ("batch_size", -1), ("min_word_count", 1.5),
-    ("max_vocabulary_size", 2), ("max_train_examples", -1), ("batch_size", True),
-])
+@pytest.mark.parametrize(
+    "argument, value",
+    [
+        ("sequence_length", 0),
+        ("batch_size", -1),
+        ("min_word_count", 1.5),
+        ("max_vocabulary_size", 2),
+        ("max_train_examples", -1),
+        ("batch_size", True),
+    ],
+)
 def test_invalid_arguments_name_themselves(data_file, argument, value):
     with pytest.raises(ValueError, match=f"Invalid {argument}: received {value!r}"):
         pipeline.load_tag_data(data_file, **{argument: value})

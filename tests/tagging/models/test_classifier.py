@@ -53,14 +53,16 @@ def test_padding_does_not_change_the_scores(kind):
 
 
 def test_mean_pooling_matches_numpy():
-    model = classifier.PooledClassifier(VOCABULARY_SIZE, NUM_TAGS, embedding_dim=8,
-                                        hidden_units=0, variational=False)
+    model = classifier.PooledClassifier(
+        VOCABULARY_SIZE, NUM_TAGS, embedding_dim=8, hidden_units=0, variational=False
+    )
     ids = np.array([[3, 4, 0, 0]], "int32")
     model(ids)
     table = model.embedding.embeddings.numpy()
     expected = (table[3] + table[4]) / 2
-    np.testing.assert_allclose(model.encode(table[ids], (ids != 0).astype("float32")),
-                               expected[None], rtol=1e-6)
+    np.testing.assert_allclose(
+        model.encode(table[ids], (ids != 0).astype("float32")), expected[None], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(SMALL))
@@ -101,8 +103,11 @@ def test_embedding_gradient_is_sparse(variational):
 
 @pytest.mark.parametrize("kind", sorted(SMALL))
 def test_keras_file_round_trip(kind, tmp_path):
-    model = make(kind, weight_decay=vtrain.schedules.linear_warmup(1e-3, 2),
-                 initial_tag_bias=[-1.0] * NUM_TAGS)
+    model = make(
+        kind,
+        weight_decay=vtrain.schedules.linear_warmup(1e-3, 2),
+        initial_tag_bias=[-1.0] * NUM_TAGS,
+    )
     model.compile(optimizer=vtrain.optimizers.LazyAdam())
     ids, tags = batch()
     model.fit(ids, tags, epochs=1, verbose=0)
@@ -119,8 +124,7 @@ def test_keras_file_round_trip(kind, tmp_path):
 def test_initial_tag_bias_sets_the_output_bias():
     model = make("pooled", initial_tag_bias=np.arange(NUM_TAGS) - 3.0)
     model(batch()[0])
-    np.testing.assert_array_equal(model.output_layer.bias.numpy(),
-                                  np.arange(NUM_TAGS) - 3.0)
+    np.testing.assert_array_equal(model.output_layer.bias.numpy(), np.arange(NUM_TAGS) - 3.0)
     with pytest.raises(ValueError, match="received 2 values. Expected one per tag"):
         make("pooled", initial_tag_bias=[0.0, 1.0])
 
@@ -128,8 +132,10 @@ def test_initial_tag_bias_sets_the_output_bias():
 def fake_data(num_train=20):
     return types.SimpleNamespace(
         vocabulary=["", "[UNK]"] + [f"w{i}" for i in range(VOCABULARY_SIZE - 2)],
-        tags=[f"t{i}" for i in range(NUM_TAGS)], num_train=num_train,
-        tag_train_counts=np.array([19, 10, 1, 0, 5, 2]))
+        tags=[f"t{i}" for i in range(NUM_TAGS)],
+        num_train=num_train,
+        tag_train_counts=np.array([19, 10, 1, 0, 5, 2]),
+    )
 
 
 def launcher_config(**model_fields):
@@ -159,22 +165,30 @@ def test_build_model_warms_the_kl_weight_up():
 
 
 def test_build_model_rejects_unknown_names_and_fields_with_a_fix():
-    with pytest.raises(train.ConfigError, match="--config.model.name: received 'poled'. "
-                       "Expected one of .*Did you mean 'pooled'"):
+    with pytest.raises(
+        train.ConfigError,
+        match="--config.model.name: received 'poled'. Expected one of .*Did you mean 'pooled'",
+    ):
         train.check_config(launcher_config(name="poled"))
-    with pytest.raises(train.ConfigError, match=r"--config.model.num_filters: received 3\. "
-                       r"Expected a field of model 'pooled' \(PooledClassifier\): one of .*"
-                       "Remove it from the config's model section"):
+    with pytest.raises(
+        train.ConfigError,
+        match=r"--config.model.num_filters: received 3\. "
+        r"Expected a field of model 'pooled' \(PooledClassifier\): one of .*"
+        "Remove it from the config's model section",
+    ):
         train.build_model(launcher_config(name="pooled", num_filters=3), fake_data())
     with pytest.raises(train.ConfigError, match="Did you mean 'embedding_dim'"):
         train.build_model(launcher_config(name="pooled", embeding_dim=3), fake_data())
 
 
-@pytest.mark.parametrize("argument, value, message", [
-    ("embedding_dim", 0, "Invalid embedding_dim for PooledClassifier: received 0"),
-    ("dropout", 1.0, "Invalid dropout for PooledClassifier: received 1.0"),
-    ("pooling", "sum", "Invalid pooling for PooledClassifier: received 'sum'"),
-])
+@pytest.mark.parametrize(
+    "argument, value, message",
+    [
+        ("embedding_dim", 0, "Invalid embedding_dim for PooledClassifier: received 0"),
+        ("dropout", 1.0, "Invalid dropout for PooledClassifier: received 1.0"),
+        ("pooling", "sum", "Invalid pooling for PooledClassifier: received 'sum'"),
+    ],
+)
 def test_invalid_options_say_what_was_received(argument, value, message):
     with pytest.raises(ValueError, match=message):
         classifier.PooledClassifier(VOCABULARY_SIZE, NUM_TAGS, **{argument: value})
@@ -186,8 +200,9 @@ def test_config_learning_rate_multipliers_reach_the_optimizer():
     model = train._build_and_compile(config, fake_data())
     model(batch()[0])
     model.optimizer.build(model.trainable_variables)
-    factors = {v.path: model.optimizer.learning_rate_multiplier(v)
-               for v in model.trainable_variables}
+    factors = {
+        v.path: model.optimizer.learning_rate_multiplier(v) for v in model.trainable_variables
+    }
     assert factors["pooled_classifier/embedding/log_alpha"] == 5.0
     assert {f for p, f in factors.items() if not p.endswith("log_alpha")} == {1.0}
     # A plain embedding has no log_alpha: a factor of 1 must not be an error.
@@ -220,12 +235,17 @@ def test_wide_path_adds_a_bag_of_words_linear_model_to_the_logits(variational):
         table = table * model.embedding.keep_mask().numpy()[:, None]
     # The deep path alone: the same model with the wide columns zeroed.
     model.embedding.embeddings.assign(
-        np.concatenate([model.embedding.embeddings.numpy()[:, :8],
-                        np.zeros((VOCABULARY_SIZE, NUM_TAGS), "float32")], axis=1))
+        np.concatenate(
+            [
+                model.embedding.embeddings.numpy()[:, :8],
+                np.zeros((VOCABULARY_SIZE, NUM_TAGS), "float32"),
+            ],
+            axis=1,
+        )
+    )
     deep = model(ids, training=False).numpy()
     mask = ids != 0
-    wide = np.stack([table[row[m], 8:].sum(axis=0) / np.sqrt(m.sum())
-                     for row, m in zip(ids, mask)])
+    wide = np.stack([table[row[m], 8:].sum(axis=0) / np.sqrt(m.sum()) for row, m in zip(ids, mask)])
     np.testing.assert_allclose(logits, deep + wide, atol=1e-5)
 
 

@@ -15,14 +15,14 @@ from vtrain.tagging.models import itag
 
 VOCABULARY = ["", "[UNK]", "a", "tool", "python", "x11", "c", "program", "reader", "web"]
 TAGS = [
-    "devel::lang:python",        # 0: word "python" (shared with 1)
-    "implemented-in::python",    # 1
-    "interface::x11",            # 2: "x11"
-    "devel::lang:c++",           # 3: "c++" is not a word
-    "devel::lang:c",             # 4: "c"
-    "role::program",             # 5: "program"
+    "devel::lang:python",  # 0: word "python" (shared with 1)
+    "implemented-in::python",  # 1
+    "interface::x11",  # 2: "x11"
+    "devel::lang:c++",  # 3: "c++" is not a word
+    "devel::lang:c",  # 4: "c"
+    "role::program",  # 5: "program"
     "accessibility::screen-reader",  # 6: "screen-reader" is not a word
-    "game::toys",                # 7: "toys" is not in the vocabulary
+    "game::toys",  # 7: "toys" is not in the vocabulary
 ]
 SMALL = dict(embedding_dim=8, encoder_units=8, decoder_units=12, attention_units=8)
 
@@ -66,7 +66,7 @@ def test_targets_from_multi_hot_labels():
     # Priority order of the tags: 5, 0, 4, 1, 2, 7, 3, 6.
     labels = np.zeros((4, len(TAGS)), "float32")
     labels[0, [2, 5, 0]] = 1  # -> 5, 0, 2, EOS
-    labels[1, [6]] = 1        # -> 6, EOS
+    labels[1, [6]] = 1  # -> 6, EOS
     labels[2, [3, 1, 4, 5]] = 1  # 4 tags, cut at 3: 5, 4, 1 and no EOS
     eos = len(TAGS)
     expected = [[5, 0, 2, eos], [6, eos, -1, -1], [5, 4, 1, -1], [eos, -1, -1, -1]]
@@ -79,18 +79,23 @@ def test_sequence_cross_entropy_against_numpy_and_masked_steps_count_zero():
     logits = rng.normal(size=(2, 3, len(TAGS) + 1))
     log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
     targets = np.array([[5, 8, -1], [0, 2, 8]])
-    expected = np.mean([
-        -(log_probs[0, 0, 5] + log_probs[0, 1, 8]),
-        -(log_probs[1, 0, 0] + log_probs[1, 1, 2] + log_probs[1, 2, 8]),
-    ])
+    expected = np.mean(
+        [
+            -(log_probs[0, 0, 5] + log_probs[0, 1, 8]),
+            -(log_probs[1, 0, 0] + log_probs[1, 1, 2] + log_probs[1, 2, 8]),
+        ]
+    )
     got = float(model.sequence_cross_entropy(targets, log_probs.astype("float32")))
     assert got == pytest.approx(expected, rel=1e-6)
     changed = log_probs.copy()
     changed[0, 2] = -1e6  # a padding step: must not move the loss
     again = float(model.sequence_cross_entropy(targets, changed.astype("float32")))
     assert again == got
-    weighted = float(model.sequence_cross_entropy(
-        targets, log_probs.astype("float32"), sample_weight=np.array([1.0, 0.0])))
+    weighted = float(
+        model.sequence_cross_entropy(
+            targets, log_probs.astype("float32"), sample_weight=np.array([1.0, 0.0])
+        )
+    )
     assert weighted == pytest.approx(-(log_probs[0, 0, 5] + log_probs[0, 1, 8]) / 2, rel=1e-6)
 
 
@@ -182,8 +187,9 @@ def test_first_step_attention_gate_and_copy_against_a_hand_computation():
     # Gate: sigmoid(w . [state, context, start tag's vector, zero context] + b).
     w_g, b_g = weights(model.gate)
     (tag_table,) = weights(model.tag_embedding)
-    features = np.concatenate([h, attention @ states, tag_table[model.eos],
-                               np.zeros(states.shape[-1])])
+    features = np.concatenate(
+        [h, attention @ states, tag_table[model.eos], np.zeros(states.shape[-1])]
+    )
     gate = 1 / (1 + np.exp(-(features @ w_g + b_g)[0]))
     assert float(d["gate"][0]) == pytest.approx(gate, rel=1e-5)
 
@@ -191,16 +197,16 @@ def test_first_step_attention_gate_and_copy_against_a_hand_computation():
     # positions go to tags 0 and 1 in the ratio of their generate probabilities.
     (w_c,) = weights(model.copy_keys)
     copy_attention = numpy_softmax(states @ w_c @ h, np.isin(ids[0], [4, 5]))
-    np.testing.assert_allclose(d["copy_attention"].numpy()[0], copy_attention, rtol=1e-5,
-                               atol=1e-7)
+    np.testing.assert_allclose(d["copy_attention"].numpy()[0], copy_attention, rtol=1e-5, atol=1e-7)
     generate = np.exp(d["generate_log_probs"].numpy()[0].astype(np.float64))
     python = copy_attention[0] + copy_attention[3]
     copy = np.zeros(len(TAGS) + 1)
     copy[[0, 1]] = python * generate[[0, 1]] / generate[[0, 1]].sum()
     copy[2] = copy_attention[2]
     np.testing.assert_allclose(d["copy_probs"].numpy()[0], copy, rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(np.exp(log_probs.numpy()[0]),
-                               gate * generate + (1 - gate) * copy, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        np.exp(log_probs.numpy()[0]), gate * generate + (1 - gate) * copy, rtol=1e-5, atol=1e-8
+    )
     # A tag no input word names gets the 1e-30 clamp in the log: finite.
     assert np.isfinite(log_probs.numpy()).all()
 
@@ -209,10 +215,15 @@ def test_first_step_attention_gate_and_copy_against_a_hand_computation():
 # row 3 is the start symbol. Greedy decoding takes 0 (0.5), then 1 (0.5),
 # then EOS (0.8): [0, 1], probability 0.2. A beam of 2 also keeps [1] (0.3),
 # which ends at once (EOS 0.8): [1], 0.24, the better list.
-TABLE = np.array([[0.05, 0.5, 0.05, 0.4],
-                  [0.05, 0.05, 0.1, 0.8],
-                  [0.25, 0.25, 0.25, 0.25],
-                  [0.5, 0.3, 0.15, 0.05]], "float32")
+TABLE = np.array(
+    [
+        [0.05, 0.5, 0.05, 0.4],
+        [0.05, 0.05, 0.1, 0.8],
+        [0.25, 0.25, 0.25, 0.25],
+        [0.5, 0.3, 0.15, 0.05],
+    ],
+    "float32",
+)
 
 
 class TableDecoder(itag.ITag):
@@ -222,15 +233,19 @@ class TableDecoder(itag.ITag):
         return tf.gather(tf.math.log(TABLE), previous_tags), state, context, {}
 
 
-@pytest.mark.parametrize("max_tags, beam_width, expected, ranking", [
-    (3, 1, [[0, 1, -1]], [0, 1, 2]),
-    (3, 2, [[1, -1, -1], [0, 1, -1]], [1, 0, 2]),  # 0.24, then 0.5 * 0.5 * 0.8 = 0.2
-    # Cut at 2 tags, [0, 1] is not charged its EOS: 0.25 beats [1]'s 0.24.
-    (2, 2, [[0, 1], [1, -1]], [0, 1, 2]),
-])
+@pytest.mark.parametrize(
+    "max_tags, beam_width, expected, ranking",
+    [
+        (3, 1, [[0, 1, -1]], [0, 1, 2]),
+        (3, 2, [[1, -1, -1], [0, 1, -1]], [1, 0, 2]),  # 0.24, then 0.5 * 0.5 * 0.8 = 0.2
+        # Cut at 2 tags, [0, 1] is not charged its EOS: 0.25 beats [1]'s 0.24.
+        (2, 2, [[0, 1], [1, -1]], [0, 1, 2]),
+    ],
+)
 def test_beam_search_on_a_hand_made_decoder(max_tags, beam_width, expected, ranking):
-    model = TableDecoder(vocabulary_size=6, num_tags=3, tag_priority=[0, 1, 2],
-                         max_tags=max_tags, **SMALL)
+    model = TableDecoder(
+        vocabulary_size=6, num_tags=3, tag_priority=[0, 1, 2], max_tags=max_tags, **SMALL
+    )
     ids = np.array([[2, 3, 0], [4, 0, 0]], "int32")
     sequences, first = model.beam_search(ids, beam_width=beam_width)
     assert sequences.numpy().tolist() == [expected, expected]
@@ -296,7 +311,8 @@ def test_presence_head_term_against_numpy_and_it_orders_the_fallback():
     bce = np.maximum(z, 0) - z * labels + np.log1p(np.exp(-np.abs(z)))
     assert logs["presence"] == pytest.approx(bce.sum(axis=1).mean(), rel=1e-5)
     assert logs["loss"] == pytest.approx(
-        logs["cross_entropy"] + 0.5 * logs["presence"] + logs["kl"], rel=1e-5)
+        logs["cross_entropy"] + 0.5 * logs["presence"] + logs["kl"], rel=1e-5
+    )
     bias = model.generate.bias.numpy()
     bias[model.eos] = 50.0  # empty beam sequences: the ranking is the fallback
     model.generate.bias.assign(bias)
@@ -305,10 +321,12 @@ def test_presence_head_term_against_numpy_and_it_orders_the_fallback():
 
 
 def test_ranking_lays_out_the_beam_best_first_then_first_step_order():
-    sequences = np.array([[[3, 1, -1], [3, 0, 2], [4, -1, -1]],
-                          [[-1, -1, -1], [5, -1, -1], [5, 1, -1]]])
-    first = np.log(np.array([[0.05, 0.1, 0.1, 0.3, 0.2, 0.25],
-                             [0.3, 0.1, 0.1, 0.1, 0.2, 0.2]], "float32"))
+    sequences = np.array(
+        [[[3, 1, -1], [3, 0, 2], [4, -1, -1]], [[-1, -1, -1], [5, -1, -1], [5, 1, -1]]]
+    )
+    first = np.log(
+        np.array([[0.05, 0.1, 0.1, 0.3, 0.2, 0.25], [0.3, 0.1, 0.1, 0.1, 0.2, 0.2]], "float32")
+    )
     ranked = itag.rank_tags(sequences, first, k=6).numpy().tolist()
     assert ranked == [[3, 1, 0, 2, 4, 5], [5, 1, 0, 4, 2, 3]]
 
@@ -332,8 +350,11 @@ def test_overfits_four_examples_and_recommends_their_tags_first():
 @pytest.mark.parametrize("variational", [True, False])
 def test_save_load_round_trip(variational, tmp_path):
     ids, labels = tiny_data()
-    model = tiny_model(variational=variational, presence_weight=0.5 if variational else 0.0,
-                       weight_decay=vtrain.schedules.constant(0.01))
+    model = tiny_model(
+        variational=variational,
+        presence_weight=0.5 if variational else 0.0,
+        weight_decay=vtrain.schedules.constant(0.01),
+    )
     embedding_type = VariationalEmbedding if variational else keras.layers.Embedding
     assert type(model.embedding) is embedding_type
     if variational:  # trained, so that noise, masks and optimizer state are in play
@@ -352,12 +373,15 @@ def test_save_load_round_trip(variational, tmp_path):
 
 def test_build_from_launcher_data():
     data = types.SimpleNamespace(
-        vocabulary=VOCABULARY, tags=TAGS, num_train=200,
+        vocabulary=VOCABULARY,
+        tags=TAGS,
+        num_train=200,
         tag_train_counts=np.array([5, 3, 2, 1, 4, 9, 1, 2]),
     )
     config = configs.base("itag")
     config.model = ml_collections.ConfigDict(
-        {"name": "itag", "variational": False, "max_tags": 6, **SMALL})
+        {"name": "itag", "variational": False, "max_tags": 6, **SMALL}
+    )
     config.train.weight_decay_scale, config.train.weight_decay_warmup_epochs = 1.0, 0
     model = train.build_model(config, data)
     assert isinstance(model, vtrain.VariationalModel)
@@ -373,7 +397,9 @@ def itag_config():
 def test_build_reads_every_model_field_of_the_itag_config():
     model_config = itag_config().model
     data = types.SimpleNamespace(
-        vocabulary=VOCABULARY, tags=TAGS, num_train=200,
+        vocabulary=VOCABULARY,
+        tags=TAGS,
+        num_train=200,
         tag_train_counts=np.array([5, 3, 2, 1, 4, 9, 1, 2]),
     )
     model = train.build_model(itag_config(), data)
@@ -407,8 +433,14 @@ def test_shrunken_itag_config_trains_end_to_end(tmp_path):
     config.data.sequence_length = 32
     config.data.batch_size = 16
     config.train.num_epochs = 1
-    config.model.update(embedding_dim=16, encoder_units=16, decoder_units=16,
-                        attention_units=16, max_tags=3, beam_width=2)
+    config.model.update(
+        embedding_dim=16,
+        encoder_units=16,
+        decoder_units=16,
+        attention_units=16,
+        max_tags=3,
+        beam_width=2,
+    )
     train.train_and_evaluate(config, str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model"] == "itag" and results["num_train"] == 400

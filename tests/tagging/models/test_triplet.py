@@ -41,32 +41,55 @@ def test_triplet_hinge_on_hand_made_embeddings_matches_numpy(margin):
     anchor, positive, negatives = hand_made()
     expected = numpy_triplet(anchor, positive, negatives, margin)
     assert 0 < expected  # some triplets violate the margin, some do not
-    got = float(triplet_hinge(anchor.astype("float32"), positive.astype("float32"),
-                              negatives.astype("float32"), margin))
+    got = float(
+        triplet_hinge(
+            anchor.astype("float32"),
+            positive.astype("float32"),
+            negatives.astype("float32"),
+            margin,
+        )
+    )
     assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_hardest_negative_hinge_matches_numpy():
     anchor, positive, negatives = hand_made(seed=2)
-    expected = np.mean([
-        max(0.0, 0.5 - a @ p + max(a @ n for n in ns))
-        for a, p, ns in zip(anchor, positive, negatives)
-    ])
-    got = float(triplet_hinge(anchor.astype("float32"), positive.astype("float32"),
-                              negatives.astype("float32"), 0.5, hardest=True))
+    expected = np.mean(
+        [
+            max(0.0, 0.5 - a @ p + max(a @ n for n in ns))
+            for a, p, ns in zip(anchor, positive, negatives)
+        ]
+    )
+    got = float(
+        triplet_hinge(
+            anchor.astype("float32"),
+            positive.astype("float32"),
+            negatives.astype("float32"),
+            0.5,
+            hardest=True,
+        )
+    )
     assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_bpr_on_hand_made_embeddings_matches_numpy():
     anchor, positive, negatives = hand_made(seed=1)
-    got = float(bpr(anchor.astype("float32"), positive.astype("float32"),
-                    negatives.astype("float32")))
+    got = float(
+        bpr(anchor.astype("float32"), positive.astype("float32"), negatives.astype("float32"))
+    )
     assert got == pytest.approx(numpy_bpr(anchor, positive, negatives), rel=1e-5)
 
 
 def small_model(**kwargs):
-    defaults = dict(vocabulary_size=20, num_tags=2, embedding_dim=3, hidden_units=5,
-                    margin=0.7, num_negatives=4, seed=3)
+    defaults = dict(
+        vocabulary_size=20,
+        num_tags=2,
+        embedding_dim=3,
+        hidden_units=5,
+        margin=0.7,
+        num_negatives=4,
+        seed=3,
+    )
     return TripletRecommender(**{**defaults, **kwargs})
 
 
@@ -84,9 +107,15 @@ def test_model_terms_use_the_tag_table_and_text_tower():
     negatives = np.repeat(table[1 - tags.argmax(axis=1)][:, None], 4, axis=1)
     expected = numpy_triplet(anchor, positive, negatives, margin=0.7)
     assert float(terms["triplet"]) == pytest.approx(expected, rel=1e-5)
-    l2 = sum((w.numpy().astype(np.float64) ** 2).sum()
-             for w in (model.word_embedding.embeddings, model.hidden.kernel,
-                       model.projection.kernel, model.tag_table))
+    l2 = sum(
+        (w.numpy().astype(np.float64) ** 2).sum()
+        for w in (
+            model.word_embedding.embeddings,
+            model.hidden.kernel,
+            model.projection.kernel,
+            model.tag_table,
+        )
+    )
     assert float(terms["l2"]) == pytest.approx(l2, rel=1e-5)
     assert sorted(terms) == ["l2", "triplet"]
     assert sorted(small_model(loss="bpr").compute_losses((ids, tags), False)) == ["bpr", "l2"]
@@ -138,14 +167,21 @@ def synthetic(n=256, num_tags=4, length=6, seed=0):
 def test_l2_schedule_reaches_history_and_model_learns_the_tags():
     ids, tags = synthetic()
     l2_weight = schedules.exponential_decay(1e-3, 0.5)
-    model = TripletRecommender(vocabulary_size=40, num_tags=4, embedding_dim=8,
-                               hidden_units=16, num_negatives=2, seed=0,
-                               loss_weights={"l2": l2_weight})
+    model = TripletRecommender(
+        vocabulary_size=40,
+        num_tags=4,
+        embedding_dim=8,
+        hidden_units=16,
+        num_negatives=2,
+        seed=0,
+        loss_weights={"l2": l2_weight},
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     history = model.fit(ids, tags, epochs=8, batch_size=32, verbose=0).history
     np.testing.assert_allclose(history["l2_weight"], [l2_weight(e) for e in range(8)], rtol=1e-6)
     assert history["loss"][-1] == pytest.approx(
-        history["triplet"][-1] + l2_weight(7) * history["l2"][-1], rel=1e-4)
+        history["triplet"][-1] + l2_weight(7) * history["l2"][-1], rel=1e-4
+    )
     assert history["triplet"][-1] < 0.5 * history["triplet"][0]
     scores = model.predict(ids, verbose=0)
     assert metrics.recall_at_k(scores, tags, k=2) > 0.9
@@ -153,8 +189,9 @@ def test_l2_schedule_reaches_history_and_model_learns_the_tags():
 
 def test_save_load_round_trip(tmp_path):
     ids, tags = synthetic(n=32)
-    model = small_model(vocabulary_size=40, num_tags=4,
-                        loss_weights={"l2": schedules.constant(1e-4)})
+    model = small_model(
+        vocabulary_size=40, num_tags=4, loss_weights={"l2": schedules.constant(1e-4)}
+    )
     model.compile(optimizer="adam")
     model.fit(ids, tags, epochs=2, verbose=0)
     path = str(tmp_path / "triplet.keras")
@@ -174,9 +211,14 @@ def test_invalid_arguments_messages():
 
 # -- End to end through the launcher ---------------------------------------
 
-SHRUNKEN = ["--config.data.max_train_examples=600", "--config.data.max_vocabulary_size=2000",
-            "--config.data.sequence_length=32", "--config.train.num_epochs=2",
-            "--config.model.embedding_dim=16", "--config.model.hidden_units=32"]
+SHRUNKEN = [
+    "--config.data.max_train_examples=600",
+    "--config.data.max_vocabulary_size=2000",
+    "--config.data.sequence_length=32",
+    "--config.train.num_epochs=2",
+    "--config.model.embedding_dim=16",
+    "--config.model.hidden_units=32",
+]
 
 
 def test_config_trains_through_the_launcher_and_writes_ranking_results(tmp_path):
@@ -194,8 +236,13 @@ def test_config_trains_through_the_launcher_and_writes_ranking_results(tmp_path)
 @pytest.mark.slow
 def test_triplet_and_classifier_measured_in_one_command(tmp_path):
     baseline = [argument.replace("--config.", "--baseline.") for argument in SHRUNKEN]
-    result = launch("--config=configs/triplet.py", *SHRUNKEN, "--baseline=configs/default.py",
-                    *baseline, f"--workdir={tmp_path}")
+    result = launch(
+        "--config=configs/triplet.py",
+        *SHRUNKEN,
+        "--baseline=configs/default.py",
+        *baseline,
+        f"--workdir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     comparison = json.loads((tmp_path / "comparison.json").read_text())
     assert sorted(comparison) == ["baseline pooled", "triplet"]

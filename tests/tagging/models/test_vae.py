@@ -43,10 +43,14 @@ def test_reconstruction_is_the_multinomial_log_likelihood_on_a_tiny_case():
     logits = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
     # Written out: -sum_w n_w log(exp(l_w) / sum_v exp(l_v)).
     by_hand = [
-        -(2 * (0.5 - np.log(np.exp(0.5) + np.exp(-1.0) + np.exp(2.0)))
-          + 1 * (2.0 - np.log(np.exp(0.5) + np.exp(-1.0) + np.exp(2.0)))),
-        -(3 * (0.0 - np.log(np.exp(1.0) + 1 + np.exp(-0.5)))
-          + 1 * (-0.5 - np.log(np.exp(1.0) + 1 + np.exp(-0.5)))),
+        -(
+            2 * (0.5 - np.log(np.exp(0.5) + np.exp(-1.0) + np.exp(2.0)))
+            + 1 * (2.0 - np.log(np.exp(0.5) + np.exp(-1.0) + np.exp(2.0)))
+        ),
+        -(
+            3 * (0.0 - np.log(np.exp(1.0) + 1 + np.exp(-0.5)))
+            + 1 * (-0.5 - np.log(np.exp(1.0) + 1 + np.exp(-0.5)))
+        ),
     ]
     got = multinomial_nll(counts.astype("float32"), logits.astype("float32")).numpy()
     np.testing.assert_allclose(got, by_hand, rtol=1e-5)
@@ -114,7 +118,9 @@ def test_annealed_kl_weight_reaches_the_step():
     annealed = small_vae(loss_weights={"kl": schedules.linear_warmup(1.0, 3)})
     weights = [w.numpy() for w in annealed.trainable_weights]
     after_annealed = fit_one_epoch(annealed, ids, weights)
-    after_reconstruction = fit_one_epoch(ReconstructionOnly(**small_vae().get_config()), ids, weights)
+    after_reconstruction = fit_one_epoch(
+        ReconstructionOnly(**small_vae().get_config()), ids, weights
+    )
     after_full = fit_one_epoch(small_vae(loss_weights={"kl": 1.0}), ids, weights)
     for a, r in zip(after_annealed, after_reconstruction):
         np.testing.assert_allclose(a, r, rtol=0, atol=1e-7)
@@ -131,7 +137,8 @@ def test_history_kl_weight_follows_the_cyclical_schedule_and_the_elbo_improves()
     np.testing.assert_allclose(history["kl_weight"], [anneal(e) for e in range(6)])
     for epoch in range(6):
         assert history["loss"][epoch] == pytest.approx(
-            history["reconstruction"][epoch] + anneal(epoch) * history["kl"][epoch], rel=1e-4)
+            history["reconstruction"][epoch] + anneal(epoch) * history["kl"][epoch], rel=1e-4
+        )
     after = evaluate_elbo(model, ids)
     assert after["elbo_per_document"] > before["elbo_per_document"] + 1.0
     # 12 words drawn uniformly from 5 of 10: the ideal perplexity is 5.
@@ -146,7 +153,8 @@ def test_evaluate_elbo_is_the_sum_of_the_terms_and_perplexity_per_word():
     assert result["documents"] == 10 and result["words_per_document"] == 12.0
     assert result["elbo_per_document"] == pytest.approx(-(result["reconstruction"] + result["kl"]))
     assert result["perplexity"] == pytest.approx(
-        math.exp(-result["elbo_per_document"] / result["words_per_document"]))
+        math.exp(-result["elbo_per_document"] / result["words_per_document"])
+    )
     with pytest.raises(ValueError, match="expected at least one word"):
         evaluate_elbo(model, np.zeros((2, 3), np.int32))
 
@@ -187,16 +195,24 @@ def test_invalid_num_reserved_message():
 
 # -- End to end through the launcher ---------------------------------------
 
+
 def test_config_trains_through_the_launcher_and_writes_elbo_results(tmp_path):
-    result = launch("--config=configs/vae.py",
-                    "--config.data.max_train_examples=600", "--config.data.sequence_length=32",
-                    "--config.model.max_words=500", "--config.model.num_topics=4",
-                    "--config.model.hidden_units=16", "--config.model.kl_anneal_epochs=2",
-                    "--config.train.num_epochs=2", f"--workdir={tmp_path}")
+    result = launch(
+        "--config=configs/vae.py",
+        "--config.data.max_train_examples=600",
+        "--config.data.sequence_length=32",
+        "--config.model.max_words=500",
+        "--config.model.num_topics=4",
+        "--config.model.hidden_units=16",
+        "--config.model.kl_anneal_epochs=2",
+        "--config.train.num_epochs=2",
+        f"--workdir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     test = results["test"]
     assert results["model"] == "vae" and test["documents"] > 0
     assert test["perplexity"] == pytest.approx(
-        math.exp(-test["elbo_per_document"] / test["words_per_document"]))
+        math.exp(-test["elbo_per_document"] / test["words_per_document"])
+    )
     assert "perplexity" in result.stdout

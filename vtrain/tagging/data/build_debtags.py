@@ -238,8 +238,12 @@ def build_examples(packages_text, translations_text):
                 dropped_uses[tag] = dropped_uses.get(tag, 0) + 1
         real = sorted(tag for tag in tags if not is_placeholder_tag(tag))
         if real:
-            kept[package] = {"package": package, "source": sources[package],
-                             "text": descriptions[(package, md5)], "tags": real}
+            kept[package] = {
+                "package": package,
+                "source": sources[package],
+                "text": descriptions[(package, md5)],
+                "tags": real,
+            }
     examples = deduplicate_texts([kept[package] for package in sorted(kept)])
     examples, merged = add_groups(examples)
     stages = {
@@ -273,8 +277,7 @@ def add_groups(examples, threshold=NEAR_TWIN_THRESHOLD):
     (['a', 'a', 'a', 'c'], 1)
     """
     sources = [example["source"] for example in examples]
-    groups = near_duplicates.near_twin_groups(sources, [e["text"] for e in examples],
-                                              threshold)
+    groups = near_duplicates.near_twin_groups(sources, [e["text"] for e in examples], threshold)
     grouped = []
     for example, group in zip(examples, groups):
         with_group = dict(example, group=group)
@@ -314,10 +317,8 @@ def summarize(examples):
         "packages": len(examples),
         "distinct_tags": len(uses),
         "tags_with_at_least_10_uses": sum(1 for count in uses.values() if count >= 10),
-        "median_words_per_text": float(statistics.median(len(e["text"].split())
-                                                         for e in examples)),
-        "mean_tags_per_package": round(sum(len(e["tags"]) for e in examples)
-                                       / len(examples), 3),
+        "median_words_per_text": float(statistics.median(len(e["text"].split()) for e in examples)),
+        "mean_tags_per_package": round(sum(len(e["tags"]) for e in examples) / len(examples), 3),
     }
     for field, name in (("source", "source_packages"), ("group", "split_groups")):
         if all(field in example for example in examples):
@@ -331,8 +332,10 @@ def jsonl_bytes(examples):
     >>> jsonl_bytes([{"tags": ["a"], "text": "t", "group": "s", "source": "s", "package": "p"}])
     b'{"package": "p", "source": "s", "group": "s", "text": "t", "tags": ["a"]}\\n'
     """
-    lines = (json.dumps({field: e[field] for field in FIELDS}, ensure_ascii=False) + "\n"
-             for e in examples)
+    lines = (
+        json.dumps({field: e[field] for field in FIELDS}, ensure_ascii=False) + "\n"
+        for e in examples
+    )
     return "".join(lines).encode("utf-8")
 
 
@@ -343,8 +346,9 @@ def gzip_bytes(data):
     True
     """
     buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, compresslevel=GZIP_LEVEL,
-                       mtime=0) as f:
+    with gzip.GzipFile(
+        filename="", mode="wb", fileobj=buffer, compresslevel=GZIP_LEVEL, mtime=0
+    ) as f:
         f.write(data)
     return buffer.getvalue()
 
@@ -353,10 +357,13 @@ def read_list(path):
     """Returns the text of an apt list, decompressing .gz, .xz or .lz4 (via apt-helper)."""
     if path.endswith(".lz4"):
         if not os.path.exists(APT_HELPER):
-            raise BuildError(f"{path} is lz4-compressed and {APT_HELPER} (from apt) is "
-                             "missing. Decompress it with `lz4 -d` and pass the plain file.")
-        data = subprocess.run([APT_HELPER, "cat-file", path], check=True,
-                              stdout=subprocess.PIPE).stdout
+            raise BuildError(
+                f"{path} is lz4-compressed and {APT_HELPER} (from apt) is "
+                "missing. Decompress it with `lz4 -d` and pass the plain file."
+            )
+        data = subprocess.run(
+            [APT_HELPER, "cat-file", path], check=True, stdout=subprocess.PIPE
+        ).stdout
     elif path.endswith(".gz"):
         with gzip.open(path, "rb") as f:
             data = f.read()
@@ -395,9 +402,11 @@ def describe_input(name, text, release_sums):
     described = {"sha256": digest, "bytes": len(text.encode("utf-8"))}
     if release_sums is not None:
         if digest not in release_sums:
-            raise BuildError(f"The {name} list (sha256 {digest}) is not listed in the Release "
-                             "file given: they come from different updates of the archive. "
-                             f"Run `{APT_UPDATE_COMMAND}` to refresh both, or omit --release.")
+            raise BuildError(
+                f"The {name} list (sha256 {digest}) is not listed in the Release "
+                "file given: they come from different updates of the archive. "
+                f"Run `{APT_UPDATE_COMMAND}` to refresh both, or omit --release."
+            )
         described["release_path"] = release_sums[digest]
     return described
 
@@ -413,12 +422,15 @@ def find_lists(lists_dir, codename, arch):
     found = {}
     for name, pattern in patterns.items():
         matches = sorted(glob.glob(pattern)) or (
-            sorted(glob.glob(f"{prefix}Release")) if name == "release" else [])
+            sorted(glob.glob(f"{prefix}Release")) if name == "release" else []
+        )
         if not matches:
-            raise BuildError(f"No {name} list for '{codename} main' ({arch}) in {lists_dir} "
-                             f"(looked for {pattern}). Fetch the lists with "
-                             f"`{APT_UPDATE_COMMAND}` (as root) and run again, or pass "
-                             "--packages, --translations and --release.")
+            raise BuildError(
+                f"No {name} list for '{codename} main' ({arch}) in {lists_dir} "
+                f"(looked for {pattern}). Fetch the lists with "
+                f"`{APT_UPDATE_COMMAND}` (as root) and run again, or pass "
+                "--packages, --translations and --release."
+            )
         found[name] = matches[0]
     return found["packages"], found["translations"], found["release"]
 
@@ -440,8 +452,10 @@ def build(packages_path, translations_path, release_path, output, command):
     }
     examples, stages = build_examples(packages_text, translations_text)
     if not examples:
-        raise BuildError(f"No tagged package with a description in {packages_path} and "
-                         f"{translations_path}: are they lists of the same release?")
+        raise BuildError(
+            f"No tagged package with a description in {packages_path} and "
+            f"{translations_path}: are they lists of the same release?"
+        )
     payload = jsonl_bytes(examples)
     compressed = gzip_bytes(payload)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -467,19 +481,23 @@ def metadata_path_for(output):
     >>> metadata_path_for("data/debtags.jsonl.gz")
     'data/debtags.json'
     """
-    base = output[:-len(".jsonl.gz")] if output.endswith(".jsonl.gz") else output
+    base = output[: -len(".jsonl.gz")] if output.endswith(".jsonl.gz") else output
     return base + ".json"
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m vtrain.tagging.data.build_debtags",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m vtrain.tagging.data.build_debtags", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--packages", help="Packages list (plain, .gz, .xz or .lz4)")
     parser.add_argument("--translations", help="Translation-en list (plain, .gz, .xz, .lz4)")
     parser.add_argument("--release", help="Release or InRelease file of the same release")
     parser.add_argument("--output", required=True, help="the .jsonl.gz file to write")
-    parser.add_argument("--lists-dir", default=DEFAULT_LISTS_DIR,
-                        help="where apt keeps its lists (when no input flag is given)")
+    parser.add_argument(
+        "--lists-dir",
+        default=DEFAULT_LISTS_DIR,
+        help="where apt keeps its lists (when no input flag is given)",
+    )
     parser.add_argument("--codename", default="bookworm", help="release codename to look for")
     parser.add_argument("--arch", default="amd64", help="architecture of the Packages list")
     args = parser.parse_args(argv)
@@ -505,8 +523,11 @@ def main(argv=None):
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(json.dumps({"output": args.output, "sha256": metadata["sha256"],
-                      **metadata["counts"]}, indent=2))
+    print(
+        json.dumps(
+            {"output": args.output, "sha256": metadata["sha256"], **metadata["counts"]}, indent=2
+        )
+    )
     return 0
 
 

@@ -21,8 +21,9 @@ from vtrain.tagging.data import loaders
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "debtags.jsonl.gz")
 METADATA_PATH = os.path.join(os.path.dirname(DEFAULT_PATH), "debtags.json")
-REBUILD_COMMAND = ("python -m vtrain.tagging.data.build_debtags "
-                   "--output vtrain/tagging/data/debtags.jsonl.gz")
+REBUILD_COMMAND = (
+    "python -m vtrain.tagging.data.build_debtags --output vtrain/tagging/data/debtags.jsonl.gz"
+)
 SPLITS = ("train", "validation", "test")
 SPLIT_KEY_FIELDS = ("group", "package", "id", "text")
 
@@ -63,9 +64,12 @@ def verify_checksum(path=DEFAULT_PATH, metadata_path=METADATA_PATH):
         found = hashlib.sha256(f.read()).hexdigest()
     if found != expected:
         raise ChecksumError(
-            path, None, f"sha256 {found} does not match the one in {metadata_path}",
+            path,
+            None,
+            f"sha256 {found} does not match the one in {metadata_path}",
             f"Expected sha256 {expected} (the file as built and shipped).",
-            f"Reinstall vtrain, or rebuild both files with `{REBUILD_COMMAND}`.")
+            f"Reinstall vtrain, or rebuild both files with `{REBUILD_COMMAND}`.",
+        )
 
 
 def split_of(key):
@@ -98,8 +102,7 @@ def split_key(example):
     for field in SPLIT_KEY_FIELDS:
         if field in example:
             return str(example[field])
-    raise ValueError(f"Example has none of the fields {', '.join(SPLIT_KEY_FIELDS)}: "
-                     f"{example!r}")
+    raise ValueError(f"Example has none of the fields {', '.join(SPLIT_KEY_FIELDS)}: {example!r}")
 
 
 def split_examples(examples, min_tag_train_uses=5):

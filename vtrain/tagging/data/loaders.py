@@ -118,13 +118,21 @@ def load_file(path):
     kind = _format_of(path)
     if not os.path.isfile(path):
         raise DataFileNotFoundError(
-            path, None, "file not found" + (" (it is a directory)" if os.path.isdir(path) else ""),
-            _expected_for(kind), "Check the path, relative to the current directory "
-            f"{os.getcwd()!r}.")
+            path,
+            None,
+            "file not found" + (" (it is a directory)" if os.path.isdir(path) else ""),
+            _expected_for(kind),
+            f"Check the path, relative to the current directory {os.getcwd()!r}.",
+        )
     lines = _read_lines(path)
     if not any(line.strip() for line in lines):
-        raise DataError(path, None, "the file is empty (no examples)", _expected_for(kind),
-                        "Add at least one example.")
+        raise DataError(
+            path,
+            None,
+            "the file is empty (no examples)",
+            _expected_for(kind),
+            "Add at least one example.",
+        )
     if kind == "tsv":
         return _parse_tsv(path, lines)
     if kind == "json" and "".join(lines).lstrip().startswith("["):
@@ -143,11 +151,14 @@ def _format_of(path):
     found = os.path.splitext(name)[1] or "no extension"
     fix = "Rename the file if it already has one of these formats"
     if found == ".csv":
-        fix = ("Convert it: save it as .tsv (text<TAB>tag1,tag2) or as JSON lines "
-               "(.jsonl)")
-    raise DataError(path, None, f"unknown file extension ({found})",
-                    "Expected one of .jsonl, .json, .tsv (each optionally .gz): "
-                    + JSONL_EXPECTED, fix + ".")
+        fix = "Convert it: save it as .tsv (text<TAB>tag1,tag2) or as JSON lines (.jsonl)"
+    raise DataError(
+        path,
+        None,
+        f"unknown file extension ({found})",
+        "Expected one of .jsonl, .json, .tsv (each optionally .gz): " + JSONL_EXPECTED,
+        fix + ".",
+    )
 
 
 def _expected_for(kind):
@@ -161,17 +172,25 @@ def _read_lines(path):
         with opener(path, "rb") as f:
             raw_lines = f.read().splitlines()
     except (gzip.BadGzipFile, EOFError, OSError) as error:
-        raise DataError(path, None, f"cannot read the file ({error})",
-                        "Expected a readable file; a name ending in .gz must be gzip-compressed.",
-                        "Decompress it or remove the .gz from its name.") from error
+        raise DataError(
+            path,
+            None,
+            f"cannot read the file ({error})",
+            "Expected a readable file; a name ending in .gz must be gzip-compressed.",
+            "Decompress it or remove the .gz from its name.",
+        ) from error
     lines = []
     for number, raw in enumerate(raw_lines, start=1):
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as error:
-            raise DataError(path, number, f"not valid UTF-8 ({error.reason} at byte "
-                            f"{error.start + 1})", "Expected UTF-8 text.",
-                            "Re-save the file as UTF-8.") from error
+            raise DataError(
+                path,
+                number,
+                f"not valid UTF-8 ({error.reason} at byte {error.start + 1})",
+                "Expected UTF-8 text.",
+                "Re-save the file as UTF-8.",
+            ) from error
     if lines and lines[0].startswith("\ufeff"):
         lines[0] = lines[0][1:]
     return lines
@@ -185,9 +204,13 @@ def _parse_jsonl(path, lines):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(path, number,
-                            f"malformed JSON ({error.msg}: column {error.colno})",
-                            JSONL_EXPECTED, _json_fix(line)) from error
+            raise DataError(
+                path,
+                number,
+                f"malformed JSON ({error.msg}: column {error.colno})",
+                JSONL_EXPECTED,
+                _json_fix(line),
+            ) from error
         examples.append(_example_from_record(path, number, record, JSONL_EXPECTED))
     return examples
 
@@ -198,20 +221,25 @@ def _parse_json_array(path, content):
     try:
         records = json.loads(content)
     except json.JSONDecodeError as error:
-        raise DataError(path, error.lineno, f"malformed JSON ({error.msg}: column {error.colno})",
-                        expected) from error
+        raise DataError(
+            path, error.lineno, f"malformed JSON ({error.msg}: column {error.colno})", expected
+        ) from error
     if not isinstance(records, list):
         raise DataError(path, 1, f"found {_a(records)}, not a JSON array", expected)
-    return [_example_from_record(path, None, record, expected, item=i)
-            for i, record in enumerate(records, start=1)]
+    return [
+        _example_from_record(path, None, record, expected, item=i)
+        for i, record in enumerate(records, start=1)
+    ]
 
 
 def _json_fix(line):
     stripped = line.lstrip()
     if not stripped.startswith(("{", "[")):
         guess = "TSV" if "\t" in line else "CSV or plain text"
-        return (f"The line does not start with '{{': it looks like {guess}, not JSON; "
-                "save TSV data with a .tsv extension.")
+        return (
+            f"The line does not start with '{{': it looks like {guess}, not JSON; "
+            "save TSV data with a .tsv extension."
+        )
     return "Fix the line, or check that each JSON object is on one line."
 
 
@@ -219,14 +247,16 @@ def _example_from_record(path, line, record, expected, item=None):
     """Validates one decoded JSON value and returns the normalised example."""
     where = f"item {item}: " if item is not None else ""
     if not isinstance(record, dict):
-        raise DataError(path, line, f"{where}found {_a(record)}, not a JSON object",
-                        expected)
+        raise DataError(path, line, f"{where}found {_a(record)}, not a JSON object", expected)
     missing = [field for field in ("text", "tags") if field not in record]
     if missing:
-        raise DataError(path, line,
-                        f"{where}missing field {_quoted(missing)} (fields found: "
-                        f"{_quoted(record) or 'none'})", expected,
-                        "Rename the fields of your data to \"text\" and \"tags\".")
+        raise DataError(
+            path,
+            line,
+            f"{where}missing field {_quoted(missing)} (fields found: {_quoted(record) or 'none'})",
+            expected,
+            'Rename the fields of your data to "text" and "tags".',
+        )
     text = _check_text(path, line, record["text"], where, expected)
     tags = _check_tags(path, line, record["tags"], where, expected)
     example = {"text": text, "tags": tags}
@@ -244,11 +274,11 @@ def _example_from_record(path, line, record, expected, item=None):
 
 def _check_text(path, line, text, where, expected):
     if not isinstance(text, str):
-        raise DataError(path, line, f'{where}"text" is {_a(text)}, not a string',
-                        expected)
+        raise DataError(path, line, f'{where}"text" is {_a(text)}, not a string', expected)
     if not text.strip():
-        raise DataError(path, line, f"{where}empty text", expected,
-                        "Remove the line or give it a text.")
+        raise DataError(
+            path, line, f"{where}empty text", expected, "Remove the line or give it a text."
+        )
     return text.strip()
 
 
@@ -258,37 +288,58 @@ def _check_tags(path, line, tags, where, expected):
     elif isinstance(tags, list):
         for tag in tags:
             if not isinstance(tag, str):
-                raise DataError(path, line, f'{where}"tags" contains {_a(tag)} '
-                                f"({json.dumps(tag)}), not a string", expected)
+                raise DataError(
+                    path,
+                    line,
+                    f'{where}"tags" contains {_a(tag)} ({json.dumps(tag)}), not a string',
+                    expected,
+                )
     else:
-        raise DataError(path, line, f'{where}"tags" is {_a(tags)}, not a list of '
-                        "strings", expected)
+        raise DataError(path, line, f'{where}"tags" is {_a(tags)}, not a list of strings', expected)
     cleaned = sorted({tag.strip() for tag in tags if tag.strip()})
     if not cleaned:
-        raise DataError(path, line, f"{where}empty tag list", expected,
-                        "Every example needs at least one tag: add one or remove the line.")
+        raise DataError(
+            path,
+            line,
+            f"{where}empty tag list",
+            expected,
+            "Every example needs at least one tag: add one or remove the line.",
+        )
     return cleaned
 
 
 def _check_id(path, line, field, value, where, expected):
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataError(path, line, f'{where}"{field}" is {_a(value)}, not a string '
-                        "or integer", expected)
+        raise DataError(
+            path, line, f'{where}"{field}" is {_a(value)}, not a string or integer', expected
+        )
     return value
 
 
 def _check_group(path, line, group, where):
     if not isinstance(group, str):
         shown = json.dumps(group)
-        fix = (f'Write it as a string ("group": "{group}") or remove the field.'
-               if isinstance(group, (int, float)) and not isinstance(group, bool)
-               else "Give a string naming the group, or remove the field.")
-        raise DataError(path, line, f'{where}"group" is {_a(group)} ({shown}), not a '
-                        "string", GROUP_EXPECTED, fix)
+        fix = (
+            f'Write it as a string ("group": "{group}") or remove the field.'
+            if isinstance(group, (int, float)) and not isinstance(group, bool)
+            else "Give a string naming the group, or remove the field."
+        )
+        raise DataError(
+            path,
+            line,
+            f'{where}"group" is {_a(group)} ({shown}), not a string',
+            GROUP_EXPECTED,
+            fix,
+        )
     if not group.strip():
-        raise DataError(path, line, f'{where}"group" is an empty string', GROUP_EXPECTED,
-                        "Give the group a name, or remove the field to split the example "
-                        "by its package / id / text.")
+        raise DataError(
+            path,
+            line,
+            f'{where}"group" is an empty string',
+            GROUP_EXPECTED,
+            "Give the group a name, or remove the field to split the example "
+            "by its package / id / text.",
+        )
     return group.strip()
 
 
@@ -304,17 +355,26 @@ def _parse_tsv(path, lines):
                 expected, width = TSV_GROUP_EXPECTED, 3
             continue
         if len(columns) != width:
-            raise DataError(path, number, f"found {len(columns)} tab-separated column"
-                            f"{'s' if len(columns) != 1 else ''}", expected,
-                            _tsv_fix(line, columns, width))
+            raise DataError(
+                path,
+                number,
+                f"found {len(columns)} tab-separated column{'s' if len(columns) != 1 else ''}",
+                expected,
+                _tsv_fix(line, columns, width),
+            )
         text = _check_text(path, number, columns[0], "", expected)
         example = {"text": text, "tags": _check_tags(path, number, columns[1], "", expected)}
         if width == 3:
             example["group"] = _check_group(path, number, columns[2], "")
         examples.append(example)
     if not examples:
-        raise DataError(path, None, "the file has a header but no examples", expected,
-                        "Add at least one example.")
+        raise DataError(
+            path,
+            None,
+            "the file has a header but no examples",
+            expected,
+            "Add at least one example.",
+        )
     return examples
 
 
@@ -332,13 +392,14 @@ def _tsv_fix(line, columns, width=2):
     if len(columns) == 1 and line.lstrip().startswith("{"):
         return "The line looks like JSON: save JSON lines with a .jsonl extension."
     if len(columns) == 1 and "," in line:
-        return ("The line has no tab: if this is a CSV file, convert it to tab-separated "
-                "columns.")
+        return "The line has no tab: if this is a CSV file, convert it to tab-separated columns."
     if width == 3 and len(columns) == 2:
         return "The header has a group column: add the line's group after a tab."
     if width == 2 and len(columns) == 3:
-        return ("Replace the tabs inside the text with spaces, or, if the third column is "
-                "a group, start the file with the header line 'text<TAB>tags<TAB>group'.")
+        return (
+            "Replace the tabs inside the text with spaces, or, if the third column is "
+            "a group, start the file with the header line 'text<TAB>tags<TAB>group'."
+        )
     if len(columns) > width:
         return "Replace the tabs inside the text with spaces."
     return "Separate the text and its tags with one tab."
@@ -350,6 +411,13 @@ def _quoted(names):
 
 def _a(value):
     """'an object', 'a list', ... for a decoded JSON value."""
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), "a " + type(value).__name__)

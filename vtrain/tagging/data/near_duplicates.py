@@ -114,7 +114,7 @@ class _SizeIndex:
 
     def _prefix(self, words):
         ranks = self.encoder.encode(words)
-        return ranks[:_prefix_length(len(ranks), self.threshold)]
+        return ranks[: _prefix_length(len(ranks), self.threshold)]
 
     def add(self, position, words):
         for rank in self._prefix(words):
@@ -129,8 +129,11 @@ class _SizeIndex:
         for rank in self._prefix(words):
             sizes = self.sizes.get(rank)
             if sizes:
-                found.update(self.positions[rank][bisect.bisect_left(sizes, smallest):
-                                                  bisect.bisect_right(sizes, largest)])
+                found.update(
+                    self.positions[rank][
+                        bisect.bisect_left(sizes, smallest) : bisect.bisect_right(sizes, largest)
+                    ]
+                )
         return found
 
 
@@ -143,8 +146,10 @@ def _jaccard_of_sizes(a, b):
 
 def _check_threshold(threshold):
     if not 0 < threshold <= 1:
-        raise ValueError(f"Invalid threshold: received {threshold!r}. Expected a Jaccard "
-                         "similarity in (0, 1], e.g. 0.8.")
+        raise ValueError(
+            f"Invalid threshold: received {threshold!r}. Expected a Jaccard "
+            "similarity in (0, 1], e.g. 0.8."
+        )
 
 
 def nearest(queries, corpus):
@@ -164,8 +169,7 @@ def nearest(queries, corpus):
     for position, words in enumerate(corpus_sets):
         for word in words:
             postings.setdefault(word, []).append(position)
-    postings = {word: np.array(positions, dtype=np.int64)
-                for word, positions in postings.items()}
+    postings = {word: np.array(positions, dtype=np.int64) for word, positions in postings.items()}
     sizes = np.array([len(words) for words in corpus_sets], dtype=np.int64)
     results = []
     for text in queries:
@@ -220,8 +224,9 @@ def near_twin_groups(keys, texts, threshold=DEFAULT_THRESHOLD):
     ['a', 'a', 'c', 'c']
     """
     if len(keys) != len(texts):
-        raise ValueError(f"near_twin_groups: {len(keys)} keys for {len(texts)} texts; "
-                         "expected one key per text.")
+        raise ValueError(
+            f"near_twin_groups: {len(keys)} keys for {len(texts)} texts; expected one key per text."
+        )
     parent = {key: key for key in keys}
 
     def root(key):
@@ -274,8 +279,9 @@ def regroup(examples, split_by):
     ['0ad', '0ad-data', None]
     """
     if split_by not in SPLIT_BY:
-        raise ValueError(f"Invalid split_by: received {split_by!r}. Expected one of "
-                         f"{', '.join(SPLIT_BY)}.")
+        raise ValueError(
+            f"Invalid split_by: received {split_by!r}. Expected one of {', '.join(SPLIT_BY)}."
+        )
     regrouped = []
     for example in examples:
         example = {k: v for k, v in example.items() if k != "group" or split_by == "group"}
@@ -293,38 +299,57 @@ def _name(example):
 
 
 def _short(text, width=100):
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m vtrain.tagging.data.near_duplicates",
         description="Fraction of test examples whose nearest training text has word-set "
-                    "Jaccard >= threshold, computed exactly over all test examples.")
-    parser.add_argument("--path", default=None,
-                        help="data file (.jsonl, .json, .tsv, optionally .gz); default: "
-                             "the bundled Debian dataset")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                        help="Jaccard threshold of the headline rate (default 0.8); the "
-                             "rate at 0.5 is printed too")
-    parser.add_argument("--sample", type=int, default=0,
-                        help="measure only this many test examples, drawn with seed 0 "
-                             "(default 0: all of them)")
-    parser.add_argument("--min-tag-train-uses", type=int, default=5,
-                        help="as in debtags.load_splits (default 5)")
-    parser.add_argument("--split-by", choices=SPLIT_BY, default="group",
-                        help="group (default): the split as shipped; source: hash the "
-                             "source package only (no near-twin merging); package: hash "
-                             "the package / id / text, ignoring groups (the old rule)")
-    parser.add_argument("--examples", type=int, default=5,
-                        help="near-duplicate pairs to print (default 5)")
+        "Jaccard >= threshold, computed exactly over all test examples.",
+    )
+    parser.add_argument(
+        "--path",
+        default=None,
+        help="data file (.jsonl, .json, .tsv, optionally .gz); default: the bundled Debian dataset",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="Jaccard threshold of the headline rate (default 0.8); the rate at 0.5 is printed too",
+    )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="measure only this many test examples, drawn with seed 0 (default 0: all of them)",
+    )
+    parser.add_argument(
+        "--min-tag-train-uses", type=int, default=5, help="as in debtags.load_splits (default 5)"
+    )
+    parser.add_argument(
+        "--split-by",
+        choices=SPLIT_BY,
+        default="group",
+        help="group (default): the split as shipped; source: hash the "
+        "source package only (no near-twin merging); package: hash "
+        "the package / id / text, ignoring groups (the old rule)",
+    )
+    parser.add_argument(
+        "--examples", type=int, default=5, help="near-duplicate pairs to print (default 5)"
+    )
     args = parser.parse_args(argv)
     if not 0 < args.threshold <= 1:
-        parser.error(f"--threshold: received {args.threshold}. Expected a Jaccard "
-                     "similarity in (0, 1], e.g. 0.8.")
+        parser.error(
+            f"--threshold: received {args.threshold}. Expected a Jaccard "
+            "similarity in (0, 1], e.g. 0.8."
+        )
     if args.sample < 0:
-        parser.error(f"--sample: received {args.sample}. Expected 0 (all test examples) "
-                     "or a positive number of test examples.")
+        parser.error(
+            f"--sample: received {args.sample}. Expected 0 (all test examples) "
+            "or a positive number of test examples."
+        )
     return args
 
 
@@ -346,32 +371,50 @@ def main(argv=None):
         test = random.Random(0).sample(test, args.sample)
     thresholds = tuple(sorted({args.threshold, SECOND_THRESHOLD}, reverse=True))
     report = near_duplicate_report(train, test, thresholds)
-    rule = {"group": "group, else package / id / text",
-            "source": "source, else package / id / text (--split-by=source)",
-            "package": "package / id / text, groups ignored (--split-by=package)"}[args.split_by]
+    rule = {
+        "group": "group, else package / id / text",
+        "source": "source, else package / id / text (--split-by=source)",
+        "package": "package / id / text, groups ignored (--split-by=package)",
+    }[args.split_by]
     print(f"data: {path}")
     print(f"split by a hash of: {rule}")
-    print(f"examples: {len(train)} train, {len(splits['validation'])} validation, "
-          f"{len(splits['test'])} test" + (f"; measured on a sample of {len(test)} test "
-                                            "examples" if len(test) < len(splits["test"])
-                                            else ""))
+    print(
+        f"examples: {len(train)} train, {len(splits['validation'])} validation, "
+        f"{len(splits['test'])} test"
+        + (
+            f"; measured on a sample of {len(test)} test examples"
+            if len(test) < len(splits["test"])
+            else ""
+        )
+    )
     for threshold in thresholds:
-        print(f"test examples whose nearest training text has Jaccard >= {threshold:g}: "
-              f"{report['counts'][threshold]} of {len(test)} "
-              f"({100 * report['rates'][threshold]:.1f}%)")
-    pairs = sorted(((similarity, position, index)
-                    for position, (similarity, index) in enumerate(report["nearest"])
-                    if index is not None), key=lambda p: (-p[0], p[1]))
+        print(
+            f"test examples whose nearest training text has Jaccard >= {threshold:g}: "
+            f"{report['counts'][threshold]} of {len(test)} "
+            f"({100 * report['rates'][threshold]:.1f}%)"
+        )
+    pairs = sorted(
+        (
+            (similarity, position, index)
+            for position, (similarity, index) in enumerate(report["nearest"])
+            if index is not None
+        ),
+        key=lambda p: (-p[0], p[1]),
+    )
     above = [pair for pair in pairs if pair[0] >= args.threshold]
     if args.examples > 0 and pairs:
         if above:
-            print(f"pairs at Jaccard >= {args.threshold:g}, spread over the "
-                  f"{len(above)} (test <- nearest train):")
-            shown = above[::max(1, len(above) // args.examples)][:args.examples]
+            print(
+                f"pairs at Jaccard >= {args.threshold:g}, spread over the "
+                f"{len(above)} (test <- nearest train):"
+            )
+            shown = above[:: max(1, len(above) // args.examples)][: args.examples]
         else:
-            print(f"no pair at Jaccard >= {args.threshold:g}; the closest pairs "
-                  "(test <- nearest train):")
-            shown = pairs[:args.examples]
+            print(
+                f"no pair at Jaccard >= {args.threshold:g}; the closest pairs "
+                "(test <- nearest train):"
+            )
+            shown = pairs[: args.examples]
         for similarity, position, index in shown:
             print(f"  {similarity:.3f}  {_name(test[position])} <- {_name(train[index])}")
             print(f"         test:  {_short(test[position]['text'])}")

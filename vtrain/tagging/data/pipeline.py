@@ -144,8 +144,10 @@ def load_tag_data(
     _check_positive("batch_size", batch_size)
     _check_positive("eval_batch_size", eval_batch_size)
     _check_positive("min_tag_train_uses", min_tag_train_uses)
-    for name, value in (("max_vocabulary_size", max_vocabulary_size),
-                        ("max_train_examples", max_train_examples)):
+    for name, value in (
+        ("max_vocabulary_size", max_vocabulary_size),
+        ("max_train_examples", max_train_examples),
+    ):
         _check_positive(name, value, allow_zero=True)
     if max_vocabulary_size and max_vocabulary_size < 3:
         raise ValueError(
@@ -168,8 +170,7 @@ def load_tag_data(
 
     train_texts = [example["text"] for example in splits["train"]]
     standardize = _STANDARDIZE[bool(lowercase), bool(strip_punctuation)]
-    words = _frequent_words(train_texts, standardize, min_word_count,
-                            max_vocabulary_size)
+    words = _frequent_words(train_texts, standardize, min_word_count, max_vocabulary_size)
     vectorizer = keras.layers.TextVectorization(
         standardize=standardize,
         output_sequence_length=sequence_length,
@@ -249,7 +250,8 @@ class EpochOrder:
         epoch = tf.where(self._epoch >= 0, self._epoch, passes)
         seed = tf.stack([tf.constant(self.seed, tf.int64), epoch])
         order = tf.random.experimental.stateless_shuffle(
-            tf.range(self.size, dtype=tf.int64), seed=seed)
+            tf.range(self.size, dtype=tf.int64), seed=seed
+        )
         return tf.data.Dataset.from_tensor_slices(order)
 
     def batches(self, *arrays, batch_size):
@@ -302,11 +304,7 @@ def _frequent_words(texts, standardize, min_count, max_size):
     ranked = counter.get_vocabulary()
     ids = counter(tf.constant(texts)).flat_values.numpy()
     counts = np.bincount(ids, minlength=len(ranked))
-    words = [
-        str(word)
-        for word, count in zip(ranked[2:], counts[2:])
-        if count >= min_count
-    ]
+    words = [str(word) for word, count in zip(ranked[2:], counts[2:]) if count >= min_count]
     if max_size:
         words = words[: max_size - 2]
     if not words:

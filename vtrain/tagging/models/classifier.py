@@ -19,7 +19,6 @@ embedding, `variational=False`), and rank tags with `recommend(ids, k)`.
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from vtrain.layers.gather_embedding import GatherEmbedding
@@ -75,8 +74,11 @@ class TagClassifier(VariationalModel):
     ):
         kwargs.setdefault("task_loss", "binary_crossentropy")
         super().__init__(**kwargs)
-        for name, value in (("vocabulary_size", vocabulary_size),
-                            ("num_tags", num_tags), ("embedding_dim", embedding_dim)):
+        for name, value in (
+            ("vocabulary_size", vocabulary_size),
+            ("num_tags", num_tags),
+            ("embedding_dim", embedding_dim),
+        ):
             _check_int(type(self).__name__, name, value, minimum=1)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(
@@ -104,14 +106,16 @@ class TagClassifier(VariationalModel):
         width = self.embedding_dim + (self.num_tags if self.wide else 0)
         if self.variational:
             self.embedding = VariationalEmbedding(
-                self.vocabulary_size, width, threshold=self.threshold,
-                log_alpha_initializer=self._log_alpha_initializer(), name="embedding",
+                self.vocabulary_size,
+                width,
+                threshold=self.threshold,
+                log_alpha_initializer=self._log_alpha_initializer(),
+                name="embedding",
             )
         else:
             self.embedding = GatherEmbedding(self.vocabulary_size, width, name="embedding")
         self.initial_tag_bias = (
-            None if initial_tag_bias is None
-            else [float(b) for b in initial_tag_bias]
+            None if initial_tag_bias is None else [float(b) for b in initial_tag_bias]
         )
         if self.initial_tag_bias is not None and len(self.initial_tag_bias) != num_tags:
             raise ValueError(
@@ -121,9 +125,11 @@ class TagClassifier(VariationalModel):
             )
         self.output_dropout = keras.layers.Dropout(self.dropout_rate)
         self.output_layer = keras.layers.Dense(
-            self.num_tags, name="tag_logits",
+            self.num_tags,
+            name="tag_logits",
             bias_initializer=(
-                "zeros" if self.initial_tag_bias is None
+                "zeros"
+                if self.initial_tag_bias is None
                 else keras.initializers.Constant(np.array(self.initial_tag_bias, "float32"))
             ),
         )
@@ -150,16 +156,18 @@ class TagClassifier(VariationalModel):
         num_train = max(int(data.num_train), 1)
         uses = np.asarray(data.tag_train_counts, np.float64) + 1.0
         log_odds = np.log(uses / (num_train + 2.0 - uses))
-        return {"vocabulary_size": len(data.vocabulary), "num_tags": len(data.tags),
-                "initial_tag_bias": log_odds.tolist()}
+        return {
+            "vocabulary_size": len(data.vocabulary),
+            "num_tags": len(data.tags),
+            "initial_tag_bias": log_odds.tolist(),
+        }
 
     def _log_alpha_initializer(self):
         if (self.log_alpha_init_min, self.log_alpha_init_max) == (0.0, 3.0):
             return None  # the layer's own default, the reference's range
         if self.log_alpha_init_min == self.log_alpha_init_max:
             return keras.initializers.Constant(self.log_alpha_init_min)
-        return keras.initializers.RandomUniform(self.log_alpha_init_min,
-                                                self.log_alpha_init_max)
+        return keras.initializers.RandomUniform(self.log_alpha_init_min, self.log_alpha_init_max)
 
     def call(self, token_ids, training=False):
         token_ids = ops.cast(token_ids, "int32")
@@ -176,7 +184,7 @@ class TagClassifier(VariationalModel):
         # A linear bag-of-words model over the same words, its sum scaled
         # by 1/sqrt(length) (between a sum and a mean, as for TF-IDF rows).
         count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
-        wide = ops.sum(embedded[..., self.embedding_dim:] * mask[..., None], axis=1)
+        wide = ops.sum(embedded[..., self.embedding_dim :] * mask[..., None], axis=1)
         return logits + wide / ops.sqrt(count)
 
     def encode(self, embedded, mask, training=False):
@@ -248,8 +256,15 @@ class PooledClassifier(TagClassifier):
 
     POOLINGS = ("mean", "mean_max")
 
-    def __init__(self, vocabulary_size, num_tags, hidden_units=512, pooling="mean",
-                 variational_hidden=False, **kwargs):
+    def __init__(
+        self,
+        vocabulary_size,
+        num_tags,
+        hidden_units=512,
+        pooling="mean",
+        variational_hidden=False,
+        **kwargs,
+    ):
         super().__init__(vocabulary_size, num_tags, **kwargs)
         _check_int(type(self).__name__, "hidden_units", hidden_units, minimum=0)
         if pooling not in self.POOLINGS:
@@ -263,11 +278,11 @@ class PooledClassifier(TagClassifier):
         if not self.hidden_units:
             self.hidden = None
         elif self.variational_hidden:
-            self.hidden = VariationalDense(self.hidden_units, activation="relu",
-                                           threshold=self.threshold, name="hidden")
+            self.hidden = VariationalDense(
+                self.hidden_units, activation="relu", threshold=self.threshold, name="hidden"
+            )
         else:
-            self.hidden = keras.layers.Dense(self.hidden_units, activation="relu",
-                                             name="hidden")
+            self.hidden = keras.layers.Dense(self.hidden_units, activation="relu", name="hidden")
         self.hidden_dropout = keras.layers.Dropout(self.dropout_rate)
 
     def encode(self, embedded, mask, training=False):
@@ -281,13 +296,15 @@ class PooledClassifier(TagClassifier):
             pooled = ops.concatenate([pooled, maximum], axis=-1)
         if self.hidden is None:
             return pooled
-        return self.hidden(self.hidden_dropout(pooled, training=training),
-                           training=training)
+        return self.hidden(self.hidden_dropout(pooled, training=training), training=training)
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden_units=self.hidden_units, pooling=self.pooling,
-                      variational_hidden=self.variational_hidden)
+        config.update(
+            hidden_units=self.hidden_units,
+            pooling=self.pooling,
+            variational_hidden=self.variational_hidden,
+        )
         return config
 
 
@@ -308,8 +325,9 @@ class CNNClassifier(TagClassifier):
     (1, 3)
     """
 
-    def __init__(self, vocabulary_size, num_tags, filter_widths=(3, 4, 5),
-                 num_filters=100, **kwargs):
+    def __init__(
+        self, vocabulary_size, num_tags, filter_widths=(3, 4, 5), num_filters=100, **kwargs
+    ):
         super().__init__(vocabulary_size, num_tags, **kwargs)
         filter_widths = [int(w) for w in filter_widths]
         if not filter_widths or min(filter_widths) < 1:
@@ -322,8 +340,9 @@ class CNNClassifier(TagClassifier):
         self.filter_widths = filter_widths
         self.num_filters = int(num_filters)
         self.convolutions = [
-            keras.layers.Conv1D(self.num_filters, width, padding="same",
-                                activation="relu", name=f"conv_{width}")
+            keras.layers.Conv1D(
+                self.num_filters, width, padding="same", activation="relu", name=f"conv_{width}"
+            )
             for width in filter_widths
         ]
 
@@ -339,8 +358,7 @@ class CNNClassifier(TagClassifier):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filter_widths=list(self.filter_widths),
-                      num_filters=self.num_filters)
+        config.update(filter_widths=list(self.filter_widths), num_filters=self.num_filters)
         return config
 
 

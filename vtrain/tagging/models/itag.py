@@ -134,9 +134,7 @@ def tag_word_pairs(vocabulary, tags):
     """
     word_ids = {word: i for i, word in enumerate(vocabulary) if i > 1 and word}
     pairs = [
-        [word_ids[tag_word(tag)], t]
-        for t, tag in enumerate(tags)
-        if tag_word(tag) in word_ids
+        [word_ids[tag_word(tag)], t] for t, tag in enumerate(tags) if tag_word(tag) in word_ids
     ]
     return sorted(pairs)
 
@@ -243,10 +241,14 @@ class ITag(VariationalModel):
             loss_weights["presence"] = presence_weight
         super().__init__(loss_weights=loss_weights, **kwargs)
         for name, value in (
-            ("vocabulary_size", vocabulary_size), ("num_tags", num_tags),
-            ("embedding_dim", embedding_dim), ("encoder_units", encoder_units),
-            ("decoder_units", decoder_units), ("attention_units", attention_units),
-            ("max_tags", max_tags), ("beam_width", beam_width),
+            ("vocabulary_size", vocabulary_size),
+            ("num_tags", num_tags),
+            ("embedding_dim", embedding_dim),
+            ("encoder_units", encoder_units),
+            ("decoder_units", decoder_units),
+            ("attention_units", attention_units),
+            ("max_tags", max_tags),
+            ("beam_width", beam_width),
         ):
             _check_positive_int(name, value)
         self.vocabulary_size = vocabulary_size
@@ -268,10 +270,11 @@ class ITag(VariationalModel):
 
         if self.variational:
             self.embedding = VariationalEmbedding(
-                vocabulary_size, embedding_dim, threshold=threshold, mask_zero=True,
-                log_alpha_initializer=keras.initializers.RandomUniform(
-                    *self.log_alpha_init
-                ),
+                vocabulary_size,
+                embedding_dim,
+                threshold=threshold,
+                mask_zero=True,
+                log_alpha_initializer=keras.initializers.RandomUniform(*self.log_alpha_init),
                 name="word_embedding",
             )
         else:
@@ -285,9 +288,7 @@ class ITag(VariationalModel):
         self.bridge = keras.layers.Dense(decoder_units, activation="tanh", name="bridge")
         # A Dense on one-hot tags, not an Embedding: vocabulary counts
         # (vtrain.tagging.evaluate.vocabulary_stats) must see only the word table.
-        self.tag_embedding = keras.layers.Dense(
-            embedding_dim, use_bias=False, name="tag_embedding"
-        )
+        self.tag_embedding = keras.layers.Dense(embedding_dim, use_bias=False, name="tag_embedding")
         self.decoder_cell = keras.layers.GRUCell(decoder_units, name="decoder_cell")
         self.attention_keys = keras.layers.Dense(
             attention_units, use_bias=False, name="attention_keys"
@@ -354,8 +355,7 @@ class ITag(VariationalModel):
             # One step on a dummy input gives every sub-layer (the decoder's
             # included) its weights; none depends on the input length.
             memory, state = self.encode(tf.ones((1, 2), "int32"))
-            self.decode_step(memory, state, self.initial_context(memory),
-                             self.start_tags(1))
+            self.decode_step(memory, state, self.initial_context(memory), self.start_tags(1))
             if self.presence is not None:
                 self.presence_logits(memory, state)
         self.built = True
@@ -374,8 +374,11 @@ class ITag(VariationalModel):
         if self.presence is not None:
             return ops.log_sigmoid(self.presence_logits(memory, state, training=training))
         log_probs, _, _, _ = self.decode_step(
-            memory, state, self.initial_context(memory),
-            self.start_tags(ops.shape(state)[0]), training=training,
+            memory,
+            state,
+            self.initial_context(memory),
+            self.start_tags(ops.shape(state)[0]),
+            training=training,
         )
         return log_probs[:, : self.num_tags]
 
@@ -386,9 +389,7 @@ class ITag(VariationalModel):
         states and the decoder's initial state. Only with `presence_weight > 0`.
         """
         mask = ops.cast(memory["mask"], memory["states"].dtype)[..., None]
-        mean = ops.sum(memory["states"] * mask, axis=1) / ops.maximum(
-            ops.sum(mask, axis=1), 1.0
-        )
+        mean = ops.sum(memory["states"] * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
         features = self.dropout(ops.concatenate([mean, state], axis=-1), training=training)
         return self.presence(features)
 
@@ -408,9 +409,7 @@ class ITag(VariationalModel):
         """
         token_ids = ops.cast(token_ids, "int32")
         mask = ops.not_equal(token_ids, 0)
-        embedded = self.dropout(
-            self.embedding(token_ids, training=training), training=training
-        )
+        embedded = self.dropout(self.embedding(token_ids, training=training), training=training)
         states, forward, backward = self.encoder(embedded, mask=mask, training=training)
         states = self.dropout(states, training=training)
         copy_slot = ops.where(
@@ -461,9 +460,7 @@ class ITag(VariationalModel):
         >>> round(float(tf.reduce_sum(tf.exp(out[0]))), 5)
         1.0
         """
-        inputs = ops.concatenate(
-            [self._tag_vectors(previous_tags, training), context], axis=-1
-        )
+        inputs = ops.concatenate([self._tag_vectors(previous_tags, training), context], axis=-1)
         state, _ = self.decoder_cell(inputs, [state], training=training)
 
         scores = self.attention_score(
@@ -513,8 +510,9 @@ class ITag(VariationalModel):
         segments = tf.range(rows)[:, None] * num_slots + tag_slot[None, :]
         # Stable within-slot log-softmax; the max only shifts, so no gradient.
         group_max = tf.gather(
-            tf.stop_gradient(tf.math.unsorted_segment_max(
-                log_generate, segments, rows * num_slots)),
+            tf.stop_gradient(
+                tf.math.unsorted_segment_max(log_generate, segments, rows * num_slots)
+            ),
             segments,
         )
         shifted = log_generate - group_max
@@ -522,11 +520,10 @@ class ITag(VariationalModel):
             tf.math.unsorted_segment_sum(tf.exp(shifted), segments, rows * num_slots),
             segments,
         )  # >= 1: it holds exp(0) for the group's max
-        weight = tf.gather(slot_weights, tf.broadcast_to(tag_slot, tf.shape(log_generate)),
-                           batch_dims=1)
-        return (
-            ops.log(ops.maximum(weight, _COPY_EPSILON)) + shifted - ops.log(group_sum)
+        weight = tf.gather(
+            slot_weights, tf.broadcast_to(tag_slot, tf.shape(log_generate)), batch_dims=1
         )
+        return ops.log(ops.maximum(weight, _COPY_EPSILON)) + shifted - ops.log(group_sum)
 
     def _tag_vectors(self, tags, training):
         # Shared vocabulary: a tag that is also a word adds that word's vector.
@@ -621,9 +618,7 @@ class ITag(VariationalModel):
         """
         targets = ops.cast(targets, "int32")
         valid = targets >= 0
-        picked = ops.take_along_axis(
-            log_probs, ops.maximum(targets, 0)[..., None], axis=-1
-        )[..., 0]
+        picked = ops.take_along_axis(log_probs, ops.maximum(targets, 0)[..., None], axis=-1)[..., 0]
         per_example = -ops.sum(ops.where(valid, picked, 0.0), axis=-1)
         return _weighted_mean(per_example, sample_weight)
 
@@ -670,9 +665,7 @@ class ITag(VariationalModel):
         ((1, 2, 2), (1, 3))
         """
         beam_width = self._checked_beam_width(beam_width)
-        return self._compiled("beam", beam_width, None)(
-            ops.convert_to_tensor(token_ids, "int32")
-        )
+        return self._compiled("beam", beam_width, None)(ops.convert_to_tensor(token_ids, "int32"))
 
     def _encoded_beam_search(self, token_ids, beam_width):
         memory, state = self.encode(token_ids, training=False)
@@ -698,14 +691,13 @@ class ITag(VariationalModel):
                 f"from 1 to the number of tags ({self.num_tags})."
             )
         beam_width = self._checked_beam_width(beam_width)
-        return self._compiled("recommend", beam_width, k)(
-            ops.convert_to_tensor(token_ids, "int32")
-        )
+        return self._compiled("recommend", beam_width, k)(ops.convert_to_tensor(token_ids, "int32"))
 
     def _checked_beam_width(self, beam_width):
         beam_width = self.beam_width if beam_width is None else beam_width
         if (
-            isinstance(beam_width, bool) or not isinstance(beam_width, int)
+            isinstance(beam_width, bool)
+            or not isinstance(beam_width, int)
             or not 1 <= beam_width <= self.num_tags + 1
         ):
             raise ValueError(
@@ -771,7 +763,7 @@ class ITag(VariationalModel):
             def reorder(value):
                 shape = tf.shape(value)
                 grouped = tf.reshape(value, tf.concat([[batch, beams], shape[1:]], 0))
-                return tf.reshape(tf.gather(grouped, parent, batch_dims=1), shape)
+                return tf.reshape(tf.gather(grouped, parent, batch_dims=1), shape)  # noqa: B023
 
             state, context = reorder(state), reorder(context)
             finished = tf.gather(finished, parent, batch_dims=1)
@@ -780,11 +772,10 @@ class ITag(VariationalModel):
             is_eos = token == self.eos
             emitted = tf.where(is_eos | finished, -1, token)
             sequences = tf.concat(
-                [sequences[..., :step], emitted[..., None], sequences[..., step + 1:]],
+                [sequences[..., :step], emitted[..., None], sequences[..., step + 1 :]],
                 axis=-1,
             )
-            used = used | tf.one_hot(emitted, tags, on_value=True, off_value=False,
-                                     dtype=tf.bool)
+            used = used | tf.one_hot(emitted, tags, on_value=True, off_value=False, dtype=tf.bool)
             finished = finished | is_eos
             previous = tf.reshape(token, [-1])
         # top_k sorts its output: the beams are best first.
@@ -810,11 +801,9 @@ class ITag(VariationalModel):
             presence_weight=self.presence_weight,
         )
         config["loss_weights"] = {
-            term: weight for term, weight in config["loss_weights"].items()
-            if term != "presence"
+            term: weight for term, weight in config["loss_weights"].items() if term != "presence"
         }
         return config
-
 
 
 def rank_tags(sequences, scores, k):
@@ -843,8 +832,9 @@ def rank_tags(sequences, scores, k):
     batch, num_tags = tf.shape(sequences)[0], scores.shape[-1]
     laid_out = tf.reshape(sequences, [batch, -1])
     length = tf.shape(laid_out)[1]
-    in_list = tf.one_hot(laid_out, num_tags, on_value=True, off_value=False,
-                         dtype=tf.bool)  # -1 entries are all-False rows
+    in_list = tf.one_hot(
+        laid_out, num_tags, on_value=True, off_value=False, dtype=tf.bool
+    )  # -1 entries are all-False rows
     position = tf.range(length)[None, :, None]
     list_position = tf.reduce_min(tf.where(in_list, position, length), axis=1)
     score_rank = tf.argsort(tf.argsort(-scores, axis=-1, stable=True), axis=-1, stable=True)
@@ -880,8 +870,7 @@ def _sum_by_slot(weights, slots, num_slots):
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(
-            f"Invalid {name} for ITag: received {value!r}. Expected a positive "
-            "integer."
+            f"Invalid {name} for ITag: received {value!r}. Expected a positive integer."
         )
 
 

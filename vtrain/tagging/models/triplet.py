@@ -24,7 +24,6 @@ Example:
 (2, 3)
 """
 
-
 import keras
 from keras import ops
 
@@ -234,9 +233,11 @@ class TripletRecommender(Model):
         positive = ops.take(table, positive_ids, axis=0)
         negatives = ops.take(table, negative_ids, axis=0)
         if self.loss_name == "hinge":
-            ranking = {"triplet": triplet_hinge(
-                anchor, positive, negatives, self.margin, hardest=self.hard_negatives
-            )}
+            ranking = {
+                "triplet": triplet_hinge(
+                    anchor, positive, negatives, self.margin, hardest=self.hard_negatives
+                )
+            }
         else:
             ranking = {"bpr": bpr(anchor, positive, negatives)}
         return {**ranking, "l2": self.l2()}
@@ -263,8 +264,10 @@ class TripletRecommender(Model):
             ops.where(carries, 0.0, _NEVER), 1, seed=self.seed_generator, dtype="int32"
         )[:, 0]
         negative_ids = keras.random.categorical(
-            ops.where(carries, _NEVER, 0.0), self.num_negatives,
-            seed=self.seed_generator, dtype="int32",
+            ops.where(carries, _NEVER, 0.0),
+            self.num_negatives,
+            seed=self.seed_generator,
+            dtype="int32",
         )
         return positive_ids, negative_ids
 
@@ -295,5 +298,3 @@ class TripletRecommender(Model):
             seed=self.seed,
         )
         return config
-
-

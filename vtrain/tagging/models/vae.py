@@ -99,8 +99,13 @@ class BagOfWordsVAE(Model):
     """
 
     def __init__(
-        self, vocabulary_size, num_topics=50, hidden_units=256, num_reserved=2,
-        seed=None, **kwargs,
+        self,
+        vocabulary_size,
+        num_topics=50,
+        hidden_units=256,
+        num_reserved=2,
+        seed=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if not 0 <= num_reserved < vocabulary_size:
@@ -125,9 +130,7 @@ class BagOfWordsVAE(Model):
         )
         self.mu = keras.layers.Dense(num_topics, name="mu")
         # Zero-initialised: q starts as N(mu, I), a KL-neutral variance.
-        self.log_var = keras.layers.Dense(
-            num_topics, kernel_initializer="zeros", name="log_var"
-        )
+        self.log_var = keras.layers.Dense(num_topics, kernel_initializer="zeros", name="log_var")
         self.decoder = keras.layers.Dense(vocabulary_size, name="decoder")
         self.encoder.build((None, vocabulary_size))
         self.mu.build((None, hidden_units))
@@ -159,8 +162,11 @@ class BagOfWordsVAE(Model):
         """
         ids = tf.cast(token_ids, tf.int32)
         counts = tf.math.bincount(
-            ids, minlength=self.vocabulary_size, maxlength=self.vocabulary_size,
-            dtype=tf.float32, axis=-1,
+            ids,
+            minlength=self.vocabulary_size,
+            maxlength=self.vocabulary_size,
+            dtype=tf.float32,
+            axis=-1,
         )
         return counts * ops.cast(ops.equal(self._reserved_logits, 0.0), "float32")
 
@@ -201,8 +207,7 @@ class BagOfWordsVAE(Model):
         # a one-sample estimate of it is unbiased (z = mu would not be).
         noise = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
         z = mu + ops.exp(0.5 * log_var) * noise
-        return {"counts": counts, "mu": mu, "log_var": log_var, "z": z,
-                "logits": self.decode(z)}
+        return {"counts": counts, "mu": mu, "log_var": log_var, "z": z, "logits": self.decode(z)}
 
     def call(self, token_ids, training=False):
         """The document's topic code: `mu` of q(z | d), `[B, num_topics]`."""
