@@ -299,7 +299,8 @@ def test_evaluation_path_matches_a_hand_computed_example():
 
 @pytest.mark.slow
 def test_default_config_reaches_its_documented_result(tmp_path):
-    # The acceptance target of configs/default.py (measured there: 0.5410, deterministic on the 2-core machine).
+    # configs/default.py's documented result on the source-package split
+    # (test F1@3 0.4999; the run is deterministic on the 2-core machine).
     results = train.train_and_evaluate(load_config("default"), str(tmp_path))
-    assert results["test"]["f1@3"] >= 0.54
+    assert results["test"]["f1@3"] >= 0.495
     assert results["sparsity"] > 0.5

@@ -222,38 +222,3 @@ def test_log_alpha_init_range_and_its_errors():
     assert model.get_config()["log_alpha_init_max"] == 6.0
     with pytest.raises(ValueError, match="received 3.0 and 1.0. Expected min <= max"):
         make("pooled", log_alpha_init_min=3.0, log_alpha_init_max=1.0)
-
-
-@pytest.mark.parametrize("variational", [True, False])
-def test_wide_path_adds_a_bag_of_words_linear_model_to_the_logits(variational):
-    model = make("pooled", wide=True, variational=variational, dropout=0.0)
-    ids, _ = batch(size=4)
-    logits = model(ids, training=False).numpy()
-    table = model.embedding.embeddings.numpy()
-    assert table.shape == (VOCABULARY_SIZE, 8 + NUM_TAGS)
-    if variational:
-        table = table * model.embedding.keep_mask().numpy()[:, None]
-    # The deep path alone: the same model with the wide columns zeroed.
-    model.embedding.embeddings.assign(
-        np.concatenate(
-            [
-                model.embedding.embeddings.numpy()[:, :8],
-                np.zeros((VOCABULARY_SIZE, NUM_TAGS), "float32"),
-            ],
-            axis=1,
-        )
-    )
-    deep = model(ids, training=False).numpy()
-    mask = ids != 0
-    wide = np.stack([table[row[m], 8:].sum(axis=0) / np.sqrt(m.sum()) for row, m in zip(ids, mask)])
-    np.testing.assert_allclose(logits, deep + wide, atol=1e-5)
-
-
-def test_wide_path_survives_save_and_load(tmp_path):
-    model = make("pooled", wide=True)
-    ids, _ = batch(size=4)
-    expected = model(ids).numpy()
-    model.save(tmp_path / "wide.keras")
-    loaded = keras.saving.load_model(tmp_path / "wide.keras", compile=False)
-    assert loaded.wide
-    np.testing.assert_allclose(loaded(ids).numpy(), expected, atol=1e-6)

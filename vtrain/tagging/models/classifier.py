@@ -49,11 +49,6 @@ class TagClassifier(VariationalModel):
         initial_tag_bias: None, or `[T]` initial output biases; `build`
             uses each tag's training log-odds, so training does not spend
             its first steps learning that most tags are rare.
-        wide: also add a linear bag-of-words path to the logits (wide and
-            deep): each word gets `num_tags` more embedding columns, its
-            direct weight for every tag, summed over the text's tokens and
-            scaled by 1/sqrt(length). They share the word's noise and
-            `log_alpha`, so a dropped word leaves both paths.
         **kwargs: `VariationalModel` arguments (`weight_decay`,
             `learning_rate`, ...); `task_loss` is binary cross-entropy.
     """
@@ -69,7 +64,6 @@ class TagClassifier(VariationalModel):
         log_alpha_init_min=0.0,
         log_alpha_init_max=3.0,
         initial_tag_bias=None,
-        wide=False,
         **kwargs,
     ):
         kwargs.setdefault("task_loss", "binary_crossentropy")
@@ -99,21 +93,18 @@ class TagClassifier(VariationalModel):
                 f"received {log_alpha_init_min!r} and {log_alpha_init_max!r}. "
                 "Expected min <= max, e.g. 0.0 and 3.0."
             )
-        self.wide = bool(wide)
-        # The wide path's per-word tag weights are extra columns of the same
-        # table: one row per word, so one noise draw, one log_alpha and one
-        # keep decision per word cover both paths, and pruning drops both.
-        width = self.embedding_dim + (self.num_tags if self.wide else 0)
         if self.variational:
             self.embedding = VariationalEmbedding(
                 self.vocabulary_size,
-                width,
+                self.embedding_dim,
                 threshold=self.threshold,
                 log_alpha_initializer=self._log_alpha_initializer(),
                 name="embedding",
             )
         else:
-            self.embedding = GatherEmbedding(self.vocabulary_size, width, name="embedding")
+            self.embedding = GatherEmbedding(
+                self.vocabulary_size, self.embedding_dim, name="embedding"
+            )
         self.initial_tag_bias = (
             None if initial_tag_bias is None else [float(b) for b in initial_tag_bias]
         )
@@ -176,16 +167,8 @@ class TagClassifier(VariationalModel):
             embedded = self.embedding(token_ids, training=training)
         else:
             embedded = self.embedding(token_ids)
-        deep = embedded[..., : self.embedding_dim] if self.wide else embedded
-        encoded = self.encode(deep, mask, training=training)
-        logits = self.output_layer(self.output_dropout(encoded, training=training))
-        if not self.wide:
-            return logits
-        # A linear bag-of-words model over the same words, its sum scaled
-        # by 1/sqrt(length) (between a sum and a mean, as for TF-IDF rows).
-        count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
-        wide = ops.sum(embedded[..., self.embedding_dim :] * mask[..., None], axis=1)
-        return logits + wide / ops.sqrt(count)
+        encoded = self.encode(embedded, mask, training=training)
+        return self.output_layer(self.output_dropout(encoded, training=training))
 
     def encode(self, embedded, mask, training=False):
         """`[B, L, D]` embedded tokens and `[B, L]` 0/1 mask -> `[B, H]`."""
@@ -225,7 +208,6 @@ class TagClassifier(VariationalModel):
             log_alpha_init_min=self.log_alpha_init_min,
             log_alpha_init_max=self.log_alpha_init_max,
             initial_tag_bias=self.initial_tag_bias,
-            wide=self.wide,
         )
         return config
 
