@@ -57,6 +57,8 @@ def assert_every_file_loads(workdir):
         path = workdir / name
         if os.path.basename(name).startswith(".tmp-") or "tensorboard" in name:
             continue
+        if name.startswith("serving/"):  # the SavedModel, loaded whole below
+            continue
         if name.endswith(".json"):
             json.loads(path.read_text())
         elif name.endswith(".keras"):
@@ -71,6 +73,10 @@ def assert_every_file_loads(workdir):
             assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[-12:-4] == b"\0\0\0\0IEND"
         else:
             pytest.fail(f"unexpected file {name}")
+    if (workdir / "serving").is_dir():
+        import tensorflow as tf
+
+        assert "serve" in tf.saved_model.load(str(workdir / "serving")).signatures
 
 
 @pytest.mark.slow

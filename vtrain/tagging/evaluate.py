@@ -74,6 +74,118 @@ def ranking_results(model, dataset, ks=KS, progress=False):
     return metrics.ranking_metrics_from_lists(ranked, labels, ks=ks)
 
 
+def tag_scores(model, dataset):
+    """Every tag's score (the sigmoid of its logit) on a dataset of `(token_ids, multi_hot)`.
+
+    For models whose call gives one logit per tag (the word classifiers).
+
+    Returns:
+        `(scores float32 [N, T], multi_hot [N, T])` as NumPy arrays.
+    """
+    scores, labels = [], []
+    for token_ids, multi_hot in dataset:
+        scores.append(ops.convert_to_numpy(ops.sigmoid(model(token_ids, training=False))))
+        labels.append(np.asarray(multi_hot))
+    if not scores:
+        raise ValueError("Received an empty dataset; expected at least one batch.")
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def threshold_metrics(scores, labels, threshold):
+    """Example-based P, R and F1 of the tags with `score >= threshold`.
+
+    Per example, with `pred` the tags at or above the threshold and `true`
+    its tags: P = hits / |pred| (0 when nothing is predicted), R = hits /
+    |true|, F1 = 2 hits / (|pred| + |true|); each is the mean over examples,
+    as the @k metrics are, so F1@threshold and F1@3 compare directly.
+    `tags@threshold` is the mean number of tags predicted.
+
+    Example:
+    >>> scores = np.array([[0.9, 0.6, 0.1], [0.2, 0.7, 0.4]])
+    >>> labels = np.array([[1, 0, 0], [0, 1, 1]])
+    >>> threshold_metrics(scores, labels, 0.5)  # doctest: +NORMALIZE_WHITESPACE
+    {'precision@threshold': 0.75, 'recall@threshold': 0.75,
+     'f1@threshold': 0.6666666666666666, 'tags@threshold': 1.5}
+    """
+    scores, labels = np.asarray(scores), np.asarray(labels) > 0
+    predicted = scores >= threshold
+    hits = np.sum(predicted & labels, axis=1)
+    num_predicted, num_true = predicted.sum(axis=1), labels.sum(axis=1)
+    if np.any(num_true == 0):
+        raise ValueError(
+            "Received an example with no true tag; expected at least one "
+            "per example (recall is undefined without)."
+        )
+    return {
+        "precision@threshold": float(np.mean(hits / np.maximum(num_predicted, 1))),
+        "recall@threshold": float(np.mean(hits / num_true)),
+        "f1@threshold": float(np.mean(2 * hits / (num_predicted + num_true))),
+        "tags@threshold": float(np.mean(num_predicted)),
+    }
+
+
+def best_threshold(scores, labels):
+    """The score threshold that maximises example-based F1 (`threshold_metrics`).
+
+    Exact: every distinct score is a candidate. Sweeping the threshold down
+    through the sorted scores adds one (example, tag) pair at a time, which
+    changes that example's F1 only; the running sum of those changes is the
+    total F1 at every cut. The returned threshold lies halfway between the
+    lowest score kept and the next lower score (so the same tags pass on
+    these scores, with a margin either side); on ties of F1 the highest
+    threshold (fewest tags) wins.
+
+    Returns:
+        `(threshold, f1)`: a float, and the mean F1 of the examples at it.
+
+    Example:
+    >>> scores = np.array([[0.9, 0.3, 0.1], [0.2, 0.7, 0.4]])
+    >>> labels = np.array([[1, 0, 0], [0, 1, 1]])
+    >>> threshold, f1 = best_threshold(scores, labels)  # halfway between 0.4 and 0.3
+    >>> round(threshold, 3), f1
+    (0.35, 1.0)
+    >>> threshold_metrics(scores, labels, threshold)["f1@threshold"] == f1
+    True
+    """
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels) > 0
+    num_examples, num_tags = scores.shape
+    num_true = labels.sum(axis=1)
+    if num_examples == 0 or np.any(num_true == 0):
+        raise ValueError(
+            "Received no example, or one with no true tag; expected "
+            "examples with at least one true tag each."
+        )
+    flat = scores.ravel()
+    order = np.argsort(-flat, kind="stable")  # all pairs, best score first
+    rows = order // num_tags
+    relevant = labels.ravel()[order].astype(np.int64)
+    # Each pair's rank among its example's pairs, and the hits up to it.
+    by_row = np.argsort(rows, kind="stable")
+    grouped_rows = rows[by_row]
+    starts = np.searchsorted(grouped_rows, grouped_rows, side="left")
+    rank = np.empty_like(order)
+    rank[by_row] = np.arange(len(order)) - starts + 1
+    hits_grouped = np.cumsum(relevant[by_row])
+    before_group = np.concatenate([[0], hits_grouped])[starts]
+    hits = np.empty_like(order)
+    hits[by_row] = hits_grouped - before_group
+    true = num_true[rows]
+    gain = 2 * hits / (rank + true) - 2 * (hits - relevant) / (rank - 1 + true)
+    total = np.cumsum(gain)
+    sorted_scores = flat[order]
+    # Cut only between different scores: tied pairs pass together.
+    cuts = np.flatnonzero(np.append(sorted_scores[1:] != sorted_scores[:-1], True))
+    best = cuts[np.argmax(total[cuts])]
+    if total[best] <= 0:
+        return float(sorted_scores[0]) + 1.0, 0.0  # no tag at all is as good
+    if best + 1 < len(sorted_scores):
+        threshold = (sorted_scores[best] + sorted_scores[best + 1]) / 2
+    else:
+        threshold = sorted_scores[best]
+    return float(threshold), float(total[best] / num_examples)
+
+
 def vocabulary_stats(model):
     """Rows of the model's word embeddings, and how many are kept at inference.
 
@@ -133,8 +245,7 @@ def weight_stats(model):
             kept += int(mask.sum())
     if not size:
         return {}
-    return {"variational_weights": size, "kept_weights": kept,
-            "weight_sparsity": 1.0 - kept / size}
+    return {"variational_weights": size, "kept_weights": kept, "weight_sparsity": 1.0 - kept / size}
 
 
 class RankingValidation(keras.callbacks.Callback):
@@ -214,19 +325,29 @@ def format_table(results, ks=KS):
         for name in ("precision", "recall", "f1"):
             lines.append(f"{name:<9}" + "".join(f"{test[f'{name}@{k}']:8.4f}" for k in ks))
     else:  # a model with its own evaluate_split (e.g. the VAE)
-        lines = ["test"] + [f"{name:<18} {value:.4f}" if isinstance(value, float)
-                            else f"{name:<18} {value}" for name, value in test.items()]
+        lines = ["test"] + [
+            f"{name:<18} {value:.4f}" if isinstance(value, float) else f"{name:<18} {value}"
+            for name, value in test.items()
+        ]
     if "kept_weights" in results:
         lines.append(
             f"variational weights: {results['kept_weights']:,} of "
             f"{results['variational_weights']:,} kept "
             f"(sparsity {100 * results['weight_sparsity']:.1f}%)"
         )
-    lines.append(
-        f"vocabulary: {results['kept_vocabulary']:,} of "
-        f"{results['vocabulary_size']:,} rows kept "
-        f"(sparsity {100 * results['sparsity']:.1f}%)"
-    )
+    if "f1@threshold" in test:
+        lines.append(
+            f"f1 at score >= {results['threshold']:.3f} (chosen on validation): "
+            f"{test['f1@threshold']:.4f}, {test['tags@threshold']:.1f} tags an example"
+        )
+    if "kept_vocabulary" in results:
+        lines.append(
+            f"vocabulary: {results['kept_vocabulary']:,} of "
+            f"{results['vocabulary_size']:,} rows kept "
+            f"(sparsity {100 * results['sparsity']:.1f}%)"
+        )
+    if "num_features" in results:
+        lines.append(f"features: {results['num_features']:,} TF-IDF n-grams")
     lines.append(f"time: {results['seconds']:.0f} s")
     return "\n".join(lines)
 
@@ -250,10 +371,14 @@ def format_comparison(named_results, ks=KS):
     """
     names = list(named_results)
     width = max(10, *(len(name) + 2 for name in names))
-    lines = ["test       " + "".join(f"{name:>{width}}" for name in names)]
-    for metric in ("recall", "ndcg", "precision", "f1"):
-        for k in ks:
-            key = f"{metric}@{k}"
-            lines.append(f"{key:<11}" + "".join(
-                f"{named_results[name]['test'][key]:{width}.4f}" for name in names))
+    keys = [f"{metric}@{k}" for metric in ("recall", "ndcg", "precision", "f1") for k in ks]
+    if all("f1@threshold" in results["test"] for results in named_results.values()):
+        keys.append("f1@threshold")  # each run's own validation-chosen threshold
+    label = max(11, *(len(key) for key in keys))
+    lines = [f"{'test':<{label}}" + "".join(f"{name:>{width}}" for name in names)]
+    for key in keys:
+        lines.append(
+            f"{key:<{label}}"
+            + "".join(f"{named_results[name]['test'][key]:{width}.4f}" for name in names)
+        )
     return "\n".join(lines)
