@@ -12,7 +12,7 @@ import vtrain
 PACKAGE = pathlib.Path(vtrain.__file__).parent
 APPLICATION = "vtrain.tagging"
 # `python -m vtrain.main` is kept working for users: a two-line forwarder.
-FORWARDERS = {"vtrain.main"}
+FORWARDERS = {"vtrain.main", "vtrain.suggest"}
 
 
 def _module_name(path):
