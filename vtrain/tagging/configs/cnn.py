@@ -9,15 +9,8 @@ Command (from the repository root):
 
     python -m vtrain.main --config=configs/cnn.py
 
-Result on this 2-core machine (measured at 4c4a644, before the training
-order became a function of (seed, epoch) in 6097a6f, so a rerun now
-differs by training noise; shared with other jobs, load average 6-8):
-7 min 42 s wall, test F1@3 0.449 (P@1 0.709) at epoch 8 of 8 (validation
-F1@3 0.458, still rising slowly); 24,038 of 32,046 words kept. Far below
-the pooled model of configs/default.py (0.543 in less time): on these
-descriptions the words matter more than their order. Chosen from two short
-probes only (learning rate 3e-3: validation F1@3 0.414 after 2 epochs, 1e-3:
-0.432), not tuned further; each epoch costs about 55 s here.
+Result on the source-package split: not re-measured yet (its old-split
+figures and tuning: docs/results.md, History).
 """
 
 import ml_collections

@@ -6,23 +6,14 @@ Command (from the repository root):
 
 or, spelled out: python -m vtrain.main --config=configs/default.py
 
-Result on this 2-core machine (measured 2026-11-27 at commit f3d8ac1, shared
-with other jobs, load average 3 to 7): 4 min 35 s wall for the whole
-command, test F1@3 0.5410 (P@1 0.832, R@5 0.745), from the epoch with the
-best validation F1@3 (0.5612, epoch 15 of 15); the variational embedding
-keeps 11,893 of its 32,046 rows (62.9% dropped). (At 6ca020b, before the
-training order became a function of (seed, epoch) and the LazyAdam/KL
-kernels changed to float rounding: 4 min 25 s, test F1@3 0.5429,
-validation 0.5611 at epoch 13, 12,208 rows kept.)
-
-How the values were chosen, all on validation F1@3 (15 epochs unless said):
-learning rate 1e-3 constant 0.5532 after 20 epochs, 3e-3 decaying 0.9 a
-epoch 0.5563, 5e-3 decaying 0.85 0.5545; dropout 0.3 / 0.1 / 0.0 0.5563 /
-0.5617 / 0.5629; "mean_max" pooling 0.4794; 1024 hidden units 0.5648 (50%
-slower); embedding_dim 128 0.5550; weight_decay_scale 10 0.5617 (39% dropped) and 30
-0.5611 (62% dropped: kept, same F1 with 40% fewer words); 20 epochs 0.5631
-(too slow under load). A plain embedding (variational=False) peaks at
-0.5522 after 5 epochs, then overfits.
+Result on the source-package split (measured 2026-12-01 at commit 94f7232
+with the TF-IDF baseline in the same command, `python -m vtrain.main
+--baseline=configs/tfidf.py`, 5 min 52 s for both on the otherwise quiet
+2-core machine; this model 158 s of it): test F1@3 0.4999 (P@1 0.724,
+R@5 0.690) from the best validation epoch (F1@3 0.5202, epoch 15 of 15);
+the variational embedding keeps 11,933 of its 31,310 rows (61.9% dropped).
+The TF-IDF baseline is ahead: test F1@3 0.5327. Validation experiments
+and the old split's figures and tuning history: docs/results.md.
 """
 
 import ml_collections

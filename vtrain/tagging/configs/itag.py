@@ -8,29 +8,8 @@ Command (from the repository root):
 
     python -m vtrain.main --config=configs/itag.py
 
-Result on this 2-core machine (the model of 1bc195c, with the LazyAdam of
-before bd22e26 and the training order of before 6097a6f, so a rerun now
-differs by float rounding and training noise; measured 2026-11-27, while three other
-engineers' jobs shared the two cores; load average about 7):
-
-    test           @1      @3      @5
-    precision  0.8201  0.5574  0.4277
-    recall     0.4075  0.6423  0.7307
-    f1         0.4856  0.5198  0.4698
-    vocabulary: 32,046 of 32,046 rows kept (sparsity 0.0%)
-
-Test F1@3 0.520 and P@1 0.820 from the best validation epoch (8 of 10,
-validation F1@3 0.531); 42 min 49 s wall for the whole command (`time:
-2558 s`, about 4 min 15 s per epoch with its validation beam search).
-This falls SHORT of issue 3's aim of F1@3 >= 0.57, and below the pooled
-default (`configs/default.py`, 0.543 in under 5 minutes). The variational
-embedding dropped no word in 10 epochs: its `log_alpha` starts at -6..-4
-and the KL weight 1 / num_train did not push any row past the threshold.
-`num_epochs` was chosen for the time budget, not tuned; validation F1@3
-by epoch: 0.319, 0.434, 0.487, 0.517, 0.523, 0.524, 0.526, 0.531, 0.529,
-0.531 (flat after epoch 5). On the same checkpoint, ranking the tags by
-the tag-presence head alone (no decoder) gives validation F1@3 0.548
-against the beam ranking's 0.531 (see `vtrain.tagging.models.itag`).
+Result on the source-package split: not re-measured yet (its old-split
+figures and tuning: docs/results.md, History).
 """
 
 import ml_collections

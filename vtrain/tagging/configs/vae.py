@@ -14,23 +14,8 @@ Command (from the repository root):
 
     python -m vtrain.main --config=configs/vae.py --workdir=runs/vae
 
-Result on this 2-core machine (measured on 428ce4b plus the launcher hooks
-of 6ca020b, before the training order became a function of (seed, epoch)
-in 6097a6f, so a rerun now differs by training noise; shared with other
-jobs), 319 s, best epoch
-20 of 20 (the validation ELBO was still improving), test split (2,935
-documents, 58.1 counted words each):
-
-    ELBO per document  -364.58 nats  (reconstruction 342.46 + KL 22.12)
-    perplexity          530.2  (a bound; a unigram model of the training
-                               word frequencies: 813.8)
-
-Train KL per epoch (nats per document) under the cyclical weight
-0, .5, 1, 1, 0, .5, 1, 1, then 1:
-555, 47, 16, 13, 140, 29, 16, 16, 16, 17, 17, 18, 19, 19, 20, 21, 21, 22, 22, 23
-(the KL explodes in the weight-0 epochs, then the decoder uses about 20
-nats of code per document). History, TensorBoard and the progress bar show
-kl, kl_weight, reconstruction, val_elbo_per_document and val_perplexity.
+Result on the source-package split: not re-measured yet (its old-split
+figures and tuning: docs/results.md, History).
 """
 
 import ml_collections

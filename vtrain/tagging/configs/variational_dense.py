@@ -18,23 +18,8 @@ a plain Dense hidden layer, trained in turn, printed side by side:
         --baseline=configs/variational_dense.py \
         --baseline.model.variational_hidden=False --workdir=runs/variational_dense
 
-Result on this 2-core machine (measured on 428ce4b plus the launcher
-options of 6ca020b, before the training order became a function of (seed,
-epoch) in 6097a6f, so a rerun now differs by training noise; shared with
-other jobs; 20 min 44 s for the
-command; best validation epoch 30 of 30 for both), test split:
-
-                      VariationalDense   Dense
-    F1@3                   0.5394        0.5482   (-0.88 points)
-    recall@5               0.7422        0.7542
-    hidden weights kept    9,321 of 131,072 (7.1%)   all
-    time                   711 s         521 s
-
-With weight_decay_scale = 1 (the ELBO weight) instead of 3, the same command gave
-F1@3 0.5448 against 0.5488 (-0.40) with 23.5% of the hidden weights kept at
-the threshold of 3; on that model, keeping only the 10% (5%) of weights
-with the lowest log_alpha gave F1@3 0.5447 (0.5443): the threshold of 3 is
-conservative. Run-to-run differences are about half a point.
+Result on the source-package split: not re-measured yet (its old-split
+figures and tuning: docs/results.md, History).
 """
 
 from vtrain.tagging import configs

@@ -1,6 +1,6 @@
 """Vocabulary baseline: the default pooled classifier with a plain embedding.
 
-The non-variational full-vocabulary model of issue 4: the frequency and
+The non-variational full-vocabulary model: the frequency and
 TF-IDF rankings are measured on it, and every vocabulary drop is measured
 from its full-vocabulary F1@3. It is trained by configs/vocabulary.py's
 command, into WORKDIR/baseline:
@@ -8,10 +8,8 @@ command, into WORKDIR/baseline:
     python -m vtrain.main --config=configs/vocabulary.py \
         --baseline=configs/vocabulary_baseline.py --workdir=WORKDIR
 
-Result (that command, 2026-11-27, shared 2-core machine): 3 min 13 s wall
-for this part, test F1@3 0.5336 (P@1 0.829) from its best validation epoch
-(F1@3 0.5483, epoch 5 of 8). Eight epochs: a plain embedding peaks on
-validation by epoch 5, then overfits (configs/default.py's notes).
+Result on the source-package split: not re-measured yet (its old-split
+figures and tuning: docs/results.md, History).
 """
 
 from vtrain.tagging import configs
