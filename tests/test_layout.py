@@ -71,8 +71,11 @@ def test_the_framework_never_imports_the_application():
 
 def test_vtrain_init_exports_framework_names_only():
     exported = {name for name in dir(vtrain) if not name.startswith("__")}
-    assert "tagging" not in exported or not hasattr(vtrain, "tagging") or (
-        vtrain.tagging.__name__ not in vars(vtrain).values())
+    assert (
+        "tagging" not in exported
+        or not hasattr(vtrain, "tagging")
+        or (vtrain.tagging.__name__ not in vars(vtrain).values())
+    )
     init = (PACKAGE / "__init__.py").read_text()
     assert APPLICATION not in init and "tagging" not in init
 
@@ -87,7 +90,7 @@ def _cycle(graph):
         stack.append(node)
         for target in sorted(edges.get(node, ())):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 found = visit(target)
                 if found:

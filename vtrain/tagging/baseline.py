@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from vtrain import io as vtrain_io
-from vtrain.tagging.data import debtags
+from vtrain.tagging.data import pipeline
 
 NAME = "tfidf"  # config.model.name of this baseline
 FILE_NAME = "tfidf.joblib"  # the fitted baseline, in the run's workdir
@@ -58,19 +58,7 @@ def text_splits(path=None, min_tag_train_uses=5, max_train_examples=0):
     >>> len(splits["train"]), sorted(splits["train"][0])[:2]
     (10, ['group', 'package'])
     """
-    splits = debtags.load_splits(path or debtags.DEFAULT_PATH, min_tag_train_uses)
-    if max_train_examples:
-        splits["train"] = splits["train"][:max_train_examples]
-    source = path or "the bundled dataset"
-    for name in debtags.SPLITS:
-        if not splits[name]:
-            raise ValueError(
-                f"The {name} split of {source} is empty after keeping tags with "
-                f"at least {min_tag_train_uses} training uses. Expected examples "
-                "in every split (80/10/10 by a hash of the package or id). Use "
-                "more data or a smaller min_tag_train_uses."
-            )
-    return splits
+    return pipeline.example_splits(path, min_tag_train_uses, max_train_examples)
 
 
 def multi_hot(examples, tags):

@@ -22,17 +22,13 @@ def get_config():
     """The CNN run's config (see the module docstring)."""
     # configs/default.py's data and training sections, with the changes below.
     config = configs.base("default")
-    config.data.sequence_length = (
-        96  # tokens kept per description (the first ones); the convolutions cost grows with it
-    )
+    config.data.sequence_length = 96  # tokens kept per description (the first ones); the convolutions cost grows with it
     config.train.num_epochs = 8  # passes over the training split
     config.train.learning_rate = 1e-3  # at epoch 0
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "cnn"  # vtrain.tagging.models.classifier.CNNClassifier
-    config.model.variational = (
-        True  # VariationalEmbedding (learns which words to drop) or a plain one
-    )
+    config.model.variational = True  # VariationalEmbedding (learns which words to drop) or a plain one
     config.model.threshold = 3.0  # words with log_alpha >= threshold are dropped at inference
     config.model.embedding_dim = 128  # word vector size
     config.model.filter_widths = (2, 3, 4)  # convolution window sizes, in tokens

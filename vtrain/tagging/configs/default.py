@@ -26,14 +26,10 @@ def get_config():
     config.strategy = "none"  # none | mirrored | multi_worker (see docs/reliability.md)
 
     config.data = ml_collections.ConfigDict()
-    config.data.path = (
-        ""  # "" = bundled Debian dataset; else a .jsonl/.json/.tsv(.gz) file with text and tags
-    )
+    config.data.path = ""  # "" = bundled Debian dataset; else a .jsonl/.json/.tsv(.gz) file with text and tags
     config.data.min_tag_train_uses = 5  # tags used by fewer training examples are dropped
     config.data.min_word_count = 2  # words seen fewer times in the training texts become [UNK]
-    config.data.max_vocabulary_size = (
-        0  # cap on vocabulary rows, padding and [UNK] included; 0 = no cap
-    )
+    config.data.max_vocabulary_size = 0  # cap on vocabulary rows, padding and [UNK] included; 0 = no cap
     config.data.sequence_length = 160  # tokens kept per description (the first ones)
     config.data.lowercase = True  # lower-case texts before splitting into words
     config.data.strip_punctuation = True  # remove ASCII punctuation before splitting
@@ -43,9 +39,7 @@ def get_config():
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "pooled"  # "pooled" (embedding mean + MLP), "cnn" or "itag"
-    config.model.variational = (
-        True  # VariationalEmbedding (learns which words to drop) or a plain one
-    )
+    config.model.variational = True  # VariationalEmbedding (learns which words to drop) or a plain one
     config.model.threshold = 3.0  # words with log_alpha >= threshold are dropped at inference
     config.model.embedding_dim = 256  # word vector size
     config.model.pooling = "mean"  # "mean", or "mean_max" (mean and max, concatenated)
@@ -54,16 +48,10 @@ def get_config():
 
     config.train = ml_collections.ConfigDict()
     config.train.num_epochs = 15  # passes over the training split
-    config.train.optimizer = (
-        "lazy_adam"  # vtrain.optimizers name; lazy_adam updates only the seen words
-    )
+    config.train.optimizer = "lazy_adam"  # vtrain.optimizers name; lazy_adam updates only the seen words
     config.train.learning_rate = 3e-3  # at epoch 0
     config.train.learning_rate_decay = 0.9  # learning rate factor per epoch; 1 = constant
-    config.train.learning_rate_multipliers = {
-        "log_alpha": 1.0
-    }  # per-variable factors on the learning rate (name or path suffix)
+    config.train.learning_rate_multipliers = {"log_alpha": 1.0}  # per-variable factors on the learning rate (name or path suffix)
     config.train.weight_decay_scale = 30.0  # VariationalModel's weight_decay (the KL weight) = weight_decay_scale / num_train (1 = the ELBO)
-    config.train.weight_decay_warmup_epochs = (
-        5  # weight_decay rises linearly from 0 over these epochs
-    )
+    config.train.weight_decay_warmup_epochs = 5  # weight_decay rises linearly from 0 over these epochs
     return config

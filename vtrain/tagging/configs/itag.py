@@ -21,37 +21,24 @@ def get_config():
     """The iTag run's config (see the module docstring)."""
     # configs/default.py's data and training sections, with the changes below.
     config = configs.base("default")
-    config.data.sequence_length = (
-        64  # tokens kept per description (the recurrent encoder's cost grows with it)
-    )
+    config.data.sequence_length = 64  # tokens kept per description (the recurrent encoder's cost grows with it)
     config.train.num_epochs = 10  # passes over the training split (about 4 min 15 s each here)
     config.train.learning_rate = 2e-3  # at epoch 0
     config.train.learning_rate_decay = 0.85  # learning rate factor per epoch; 1 = constant
-    config.train.weight_decay_scale = (
-        1.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
-    )
-    config.train.weight_decay_warmup_epochs = (
-        3  # weight_decay rises linearly from 0 over these epochs
-    )
+    config.train.weight_decay_scale = 1.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
+    config.train.weight_decay_warmup_epochs = 3  # weight_decay rises linearly from 0 over these epochs
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "itag"  # vtrain.tagging.models.itag
-    config.model.variational = (
-        True  # VariationalEmbedding (learns which words to drop) or a plain one
-    )
+    config.model.variational = True  # VariationalEmbedding (learns which words to drop) or a plain one
     config.model.threshold = 3.0  # words with log_alpha >= threshold are dropped at inference
     config.model.embedding_dim = 128  # word and tag vector size
     config.model.encoder_units = 128  # GRU units per direction of the bidirectional encoder
     config.model.decoder_units = 256  # decoder GRU units
     config.model.attention_units = 128  # hidden size of the additive attention
-    config.model.max_tags = (
-        8  # longest tag sequence decoded and trained on (90% of train lists fit)
-    )
+    config.model.max_tags = 8  # longest tag sequence decoded and trained on (90% of train lists fit)
     config.model.beam_width = 3  # beam search width in recommend()
     config.model.dropout = 0.3  # dropout on embeddings, encoder states and decoder readout
-    config.model.log_alpha_init = (
-        -6.0,
-        -4.0,
-    )  # log_alpha starts uniform in this range: words start almost noise-free
+    config.model.log_alpha_init = (-6.0, -4.0)  # log_alpha starts uniform in this range: words start almost noise-free
     config.model.presence_weight = 1.0  # weight of the tag-presence head's loss; it ranks the tags after the beam's; 0 = pure iTag
     return config

@@ -25,10 +25,6 @@ def get_config():
     config.model.hidden_units = 32  # hidden ReLU layer width
     config.train.num_epochs = 2  # passes over the training split
     config.train.learning_rate_decay = 0.5  # learning rate factor per epoch
-    config.train.weight_decay_scale = (
-        1.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
-    )
-    config.train.weight_decay_warmup_epochs = (
-        1  # weight_decay rises linearly from 0 over these epochs
-    )
+    config.train.weight_decay_scale = 1.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
+    config.train.weight_decay_warmup_epochs = 1  # weight_decay rises linearly from 0 over these epochs
     return config

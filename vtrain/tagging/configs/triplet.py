@@ -28,9 +28,7 @@ def get_config():
     # configs/default.py's data and training sections, with the changes below.
     config = configs.base("default")
     config.train.num_epochs = 10  # passes over the training split
-    config.train.optimizer = (
-        "adam"  # vtrain.optimizers name (the l2 term touches every word row anyway)
-    )
+    config.train.optimizer = "adam"  # vtrain.optimizers name (the l2 term touches every word row anyway)
     config.train.learning_rate = 1e-3  # at epoch 0
     config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
     config.train.weight_decay_scale = 0.0  # unused: this model has no variational layer
@@ -44,9 +42,7 @@ def get_config():
     config.model.loss = "hinge"  # "hinge" (term triplet, uses the margin) or "bpr" (term bpr)
     config.model.margin = 0.5  # a true tag must outscore a negative by this much
     config.model.num_negatives = 64  # negative tags drawn per example and step
-    config.model.hard_negatives = (
-        True  # hinge on the best-scoring of the negatives (else their mean)
-    )
+    config.model.hard_negatives = True  # hinge on the best-scoring of the negatives (else their mean)
     config.model.l2_weight = 2e-6  # weight of the l2 term at epoch 0
     config.model.l2_decay = 0.8  # l2 weight factor per epoch: regularise early, fit late
     return config

@@ -32,24 +32,16 @@ def get_config():
     config.train.optimizer = "adam"  # vtrain.optimizers name
     config.train.learning_rate = 2e-3  # at epoch 0
     config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
-    config.train.weight_decay_scale = (
-        0.0  # unused: the VAE's KL weight is model.kl_* (1 = the ELBO)
-    )
+    config.train.weight_decay_scale = 0.0  # unused: the VAE's KL weight is model.kl_* (1 = the ELBO)
     config.train.weight_decay_warmup_epochs = 0  # unused: see model.kl_anneal_epochs
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "vae"  # vtrain.tagging.models.vae.BagOfWordsVAE
-    config.model.max_words = (
-        10_000  # model the 10,000 most frequent ids (2 reserved: padding, [UNK])
-    )
+    config.model.max_words = 10_000  # model the 10,000 most frequent ids (2 reserved: padding, [UNK])
     config.model.num_topics = 50  # size of the latent code z
     config.model.hidden_units = 256  # width of the encoder's two softplus layers
-    config.model.kl_schedule = (
-        "cyclical"  # KL weight schedule: "cyclical" or "linear_warmup", 0 -> 1
-    )
-    config.model.kl_anneal_epochs = (
-        8  # epochs the cycles span (warm-up: its length); weight 1 after
-    )
+    config.model.kl_schedule = "cyclical"  # KL weight schedule: "cyclical" or "linear_warmup", 0 -> 1
+    config.model.kl_anneal_epochs = 8  # epochs the cycles span (warm-up: its length); weight 1 after
     config.model.kl_cycles = 2  # cyclical: number of cycles
     config.model.kl_ratio = 0.5  # cyclical: fraction of each cycle spent rising
     return config

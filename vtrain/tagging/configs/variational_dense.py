@@ -28,9 +28,7 @@ from vtrain.tagging import configs
 def get_config():
     """The variational-dense run's config (see the module docstring): configs/default.py with these changes."""
     config = configs.base("default")
-    config.model.variational_hidden = (
-        True  # VariationalDense hidden layer (learns which weights to drop)
-    )
+    config.model.variational_hidden = True  # VariationalDense hidden layer (learns which weights to drop)
     config.model.dropout = 0.3  # dropout before the hidden and output layers
     config.train.num_epochs = 30  # passes over the training split
     config.train.learning_rate = 1e-3  # at epoch 0

@@ -19,10 +19,6 @@ def get_config():
     config = configs.base("default")
     config.model.log_alpha_init_min = 0.0  # log_alpha starts uniform in [min, max]
     config.model.log_alpha_init_max = 3.0  # (the reference: 0 to 3)
-    config.train.learning_rate_multipliers.log_alpha = (
-        5.0  # log_alpha learning rate / the optimizer's
-    )
-    config.train.weight_decay_scale = (
-        100.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
-    )
+    config.train.learning_rate_multipliers.log_alpha = 5.0  # log_alpha learning rate / the optimizer's
+    config.train.weight_decay_scale = 100.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
     return config

@@ -155,18 +155,7 @@ def load_tag_data(
             "Expected 0 (no cap) or at least 3 (padding, [UNK] and one word)."
         )
 
-    splits = debtags.load_splits(path or debtags.DEFAULT_PATH, min_tag_train_uses)
-    if max_train_examples:
-        splits["train"] = splits["train"][:max_train_examples]
-    source = path or "the bundled dataset"
-    for name in debtags.SPLITS:
-        if not splits[name]:
-            raise ValueError(
-                f"The {name} split of {source} is empty after keeping tags with "
-                f"at least {min_tag_train_uses} training uses. Expected examples "
-                "in every split (80/10/10 by a hash of the group, package or id). Use "
-                "more data or a smaller min_tag_train_uses."
-            )
+    splits = example_splits(path, min_tag_train_uses, max_train_examples)
 
     train_texts = [example["text"] for example in splits["train"]]
     standardize = _STANDARDIZE[bool(lowercase), bool(strip_punctuation)]
@@ -209,6 +198,30 @@ def load_tag_data(
         sequence_length=sequence_length,
         train_order=train_order,
     )
+
+
+def example_splits(path=None, min_tag_train_uses=5, max_train_examples=0):
+    """The train / validation / test examples and tags that `load_tag_data` uses.
+
+    `{"train": [...], "validation": [...], "test": [...], "tags": [...]}`
+    from `debtags.load_splits`, the training split cut to
+    `max_train_examples` (0 = all); raises ValueError if a split is empty.
+    Models that read raw texts (the TF-IDF baseline) use it to see exactly
+    the Keras models' examples.
+    """
+    splits = debtags.load_splits(path or debtags.DEFAULT_PATH, min_tag_train_uses)
+    if max_train_examples:
+        splits["train"] = splits["train"][:max_train_examples]
+    source = path or "the bundled dataset"
+    for name in debtags.SPLITS:
+        if not splits[name]:
+            raise ValueError(
+                f"The {name} split of {source} is empty after keeping tags with "
+                f"at least {min_tag_train_uses} training uses. Expected examples "
+                "in every split (80/10/10 by a hash of the group, package or id). Use "
+                "more data or a smaller min_tag_train_uses."
+            )
+    return splits
 
 
 class EpochOrder:
