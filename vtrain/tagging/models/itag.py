@@ -103,6 +103,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vtrain.distribute import example_mean
 from vtrain.layers.variational_embedding import VariationalEmbedding
 from vtrain.variational import VariationalModel
 
@@ -844,11 +845,8 @@ def rank_tags(sequences, scores, k):
 
 def _weighted_mean(per_example, sample_weight):
     """Batch mean of `[B]` per-example losses, each scaled by its sample weight."""
-    if sample_weight is not None:
-        per_example = per_example * ops.reshape(
-            ops.cast(sample_weight, per_example.dtype), ops.shape(per_example)
-        )
-    return ops.mean(per_example)
+    # example_mean: exact on N replicas with an uneven last batch.
+    return example_mean(per_example, sample_weight)
 
 
 def _masked_softmax(scores, mask):

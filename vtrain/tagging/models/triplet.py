@@ -27,6 +27,7 @@ Example:
 import keras
 from keras import ops
 
+from vtrain.distribute import example_mean
 from vtrain.model import Model
 
 LOSSES = ("hinge", "bpr")
@@ -57,7 +58,7 @@ def triplet_hinge(anchor, positive, negatives, margin, hardest=False):
     positive_score, negative_scores = _scores(anchor, positive, negatives)
     if hardest:
         negative_scores = ops.max(negative_scores, axis=1, keepdims=True)
-    return ops.mean(ops.relu(margin - positive_score[:, None] + negative_scores))
+    return example_mean(ops.relu(margin - positive_score[:, None] + negative_scores))
 
 
 def bpr(anchor, positive, negatives):
@@ -70,7 +71,7 @@ def bpr(anchor, positive, negatives):
     0.6931
     """
     positive_score, negative_scores = _scores(anchor, positive, negatives)
-    return ops.mean(ops.softplus(negative_scores - positive_score[:, None]))
+    return example_mean(ops.softplus(negative_scores - positive_score[:, None]))
 
 
 def _scores(anchor, positive, negatives):

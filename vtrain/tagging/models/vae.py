@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vtrain.distribute import example_mean
 from vtrain.model import Model
 
 # Logit of a reserved id (padding, out-of-vocabulary): it is never a word of
@@ -217,8 +218,8 @@ class BagOfWordsVAE(Model):
         token_ids = data[0] if isinstance(data, (tuple, list)) else data
         out = self.forward(token_ids, training=training)
         return {
-            "reconstruction": ops.mean(multinomial_nll(out["counts"], out["logits"])),
-            "kl": ops.mean(gaussian_kl(out["mu"], out["log_var"])),
+            "reconstruction": example_mean(multinomial_nll(out["counts"], out["logits"])),
+            "kl": example_mean(gaussian_kl(out["mu"], out["log_var"])),
         }
 
     def evaluate_split(self, dataset, progress=False):
