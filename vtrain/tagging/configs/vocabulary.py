@@ -7,8 +7,13 @@ and writes the vocabulary report, plot and pruned model into each workdir):
     python -m vtrain.main --config=configs/vocabulary.py \
         --baseline=configs/vocabulary_baseline.py --workdir=WORKDIR
 
-Result on the source-package split: not re-measured yet (its old-split
-figures and tuning: docs/results.md, History).
+Result on the source-package split (2026-12-01, load about 3): 3 min 53 s
+for the whole command; its threshold keeps 2,365 of 31,308 words (92.4%
+dropped) at test F1@3 0.5093, against 0.4978 for the baseline with every
+word; AUC 0.862 (frequency 0.704, TF-IDF ranking 0.728); within 1 point of
+the baseline from 159 words (frequency: 1,626). The TF-IDF + logistic
+regression baseline (configs/tfidf.py) reaches 0.5327 on the same split.
+Details and the old split's tuning: docs/results.md.
 """
 
 from vtrain.tagging import configs
