@@ -134,9 +134,12 @@ def test_rankings_sweep_and_summary_with_the_users_own_metric():
         expected.append(float(np.mean(per_batch)))
     assert curve["live"] == pytest.approx(expected)
     summary = vocabulary.summarise({"variational": curve}, "live", reference=expected[-1])
-    assert summary["methods"]["variational"]["size_at_drop"]["1"] == 4 or (
-        expected[1] < expected[-1] - 0.01
+    # The smallest measured size from which the curve stays within 1 point
+    # of the reference, read off the hand-computed values.
+    first = next(
+        s for i, s in enumerate([1, 4, 8]) if all(v >= expected[-1] - 0.01 for v in expected[i:])
     )
+    assert summary["methods"]["variational"]["size_at_drop"]["1"] == first
 
 
 def test_export_of_an_unprunable_model_says_what_is_expected(tmp_path):
