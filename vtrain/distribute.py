@@ -19,6 +19,11 @@ So a term counts once, as on one replica, when each replica returns
 A sum over examples (not a mean) or an in-batch contrastive term (negatives
 drawn from the replica's slice) does not decompose this way; see
 `docs/reliability.md`.
+
+Random draws in a step (noise, sampled negatives) take their seed from
+`replica_seed(seed_generator)`: a `keras.random.SeedGenerator`'s state is
+mirrored, so a plain `keras.random.normal(..., seed=generator)` gives every
+replica the same stream, and the k-th example of each slice the same noise.
 """
 
 import difflib
@@ -191,6 +196,43 @@ def split_cpu(num_devices):
             "TensorFlow op (or model) is created."
         ) from error
     return num_devices
+
+
+def replica_seed(seed_generator):
+    """A seed for `tf.random.stateless_*` draws, different on every replica.
+
+    Advances `seed_generator` (a `keras.random.SeedGenerator`) once, as a
+    `keras.random` draw would. On one replica (or outside a strategy) the
+    seed is the one `keras.random` itself would use, so
+    `tf.random.stateless_normal(shape, seed=replica_seed(g))` equals
+    `keras.random.normal(shape, seed=g)`. Under `tf.distribute` the seed is
+    folded with the replica id: the generator's state is mirrored, and
+    without the fold every replica would draw the same stream.
+
+    Args:
+        seed_generator: the `keras.random.SeedGenerator` of a layer or model.
+
+    Returns:
+        An int32 tensor of shape `[2]`.
+
+    Example:
+    >>> import keras, numpy as np, tensorflow as tf
+    >>> a, b = keras.random.SeedGenerator(7), keras.random.SeedGenerator(7)
+    >>> ours = tf.random.stateless_normal([3], seed=replica_seed(a))
+    >>> bool(np.allclose(ours, keras.random.normal([3], seed=b)))
+    True
+    """
+    seed = seed_generator.next()
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        seed = tf.random.experimental.stateless_fold_in(
+            tf.cast(seed, "int64"), context.replica_id_in_sync_group
+        )
+    if seed.dtype == tf.int32:
+        return seed
+    # What keras.random does with the generator's int64 state: stateless
+    # draws take int32 seeds under XLA.
+    return tf.cast(tf.math.floormod(tf.cast(seed, "int64"), tf.int32.max - 1), "int32")
 
 
 def example_mean(values, sample_weight=None):

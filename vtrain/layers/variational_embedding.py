@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from vtrain.distribute import replica_seed
 from vtrain.layers.base import (
     KL_K1,
     KL_K2,
@@ -112,7 +113,10 @@ class VariationalEmbedding(VariationalLayer):
         mu = tf.gather(self.embeddings.value, ids)
         log_alpha = ops.clip(tf.gather(self.log_alpha.value, ids), LOG_ALPHA_MIN, LOG_ALPHA_MAX)
         if training:
-            noise = _replica_normal(ops.shape(log_alpha), log_alpha.dtype, self.seed_generator)
+            seed = replica_seed(self.seed_generator)
+            noise = tf.random.stateless_normal(
+                ops.shape(log_alpha), seed=seed, dtype=log_alpha.dtype
+            )
             outputs = mu * (1.0 + ops.exp(0.5 * log_alpha) * noise)
         else:
             outputs = mu * ops.cast(log_alpha < self.threshold, mu.dtype)
@@ -215,19 +219,3 @@ def clipped_kl_sum(log_alpha):
         return tf.where(inside, slope, 0.0)
 
     return kl, grad
-
-
-def _replica_normal(shape, dtype, seed_generator):
-    """Standard normal noise, different on every replica of a strategy.
-
-    The seed state is mirrored, so without this every replica draws the
-    same stream: replica 1's k-th token gets replica 0's k-th noise. One
-    replica draws exactly what `keras.random.normal` would.
-    """
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return keras.random.normal(shape, dtype=dtype, seed=seed_generator)
-    seed = tf.random.experimental.stateless_fold_in(
-        tf.cast(seed_generator.next(), "int64"), context.replica_id_in_sync_group
-    )
-    return tf.random.stateless_normal(shape, seed=seed, dtype=dtype)

@@ -25,9 +25,10 @@ Example:
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
-from vtrain.distribute import example_mean
+from vtrain.distribute import example_mean, replica_seed
 from vtrain.model import Model
 
 LOSSES = ("hinge", "bpr")
@@ -261,13 +262,18 @@ class TripletRecommender(Model):
         """
         carries = ops.greater(ops.cast(tags, "float32"), 0.0)
         # Equal logits over the allowed tags make each draw uniform.
-        positive_ids = keras.random.categorical(
-            ops.where(carries, 0.0, _NEVER), 1, seed=self.seed_generator, dtype="int32"
+        # Seeds of their own on every replica (replica_seed): the generator's
+        # state is mirrored.
+        positive_ids = tf.random.stateless_categorical(
+            ops.where(carries, 0.0, _NEVER),
+            1,
+            seed=replica_seed(self.seed_generator),
+            dtype="int32",
         )[:, 0]
-        negative_ids = keras.random.categorical(
+        negative_ids = tf.random.stateless_categorical(
             ops.where(carries, _NEVER, 0.0),
             self.num_negatives,
-            seed=self.seed_generator,
+            seed=replica_seed(self.seed_generator),
             dtype="int32",
         )
         return positive_ids, negative_ids

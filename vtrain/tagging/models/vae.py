@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vtrain.distribute import example_mean
+from vtrain.distribute import example_mean, replica_seed
 from vtrain.model import Model
 
 # Logit of a reserved id (padding, out-of-vocabulary): it is never a word of
@@ -206,9 +206,19 @@ class BagOfWordsVAE(Model):
         mu, log_var = self.encode(counts, training=training)
         # Sampled at evaluation too: the ELBO is an expectation under q, and
         # a one-sample estimate of it is unbiased (z = mu would not be).
-        noise = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
-        z = mu + ops.exp(0.5 * log_var) * noise
+        z = mu + ops.exp(0.5 * log_var) * self.latent_noise(mu)
         return {"counts": counts, "mu": mu, "log_var": log_var, "z": z, "logits": self.decode(z)}
+
+    def latent_noise(self, mu):
+        """Standard normal noise shaped like `mu`, its own on every replica.
+
+        Example:
+        >>> model = BagOfWordsVAE(vocabulary_size=6, num_topics=2, hidden_units=4)
+        >>> tuple(model.latent_noise(np.zeros((3, 2), "float32")).shape)
+        (3, 2)
+        """
+        seed = replica_seed(self.seed_generator)
+        return tf.random.stateless_normal(ops.shape(mu), seed=seed, dtype=mu.dtype)
 
     def call(self, token_ids, training=False):
         """The document's topic code: `mu` of q(z | d), `[B, num_topics]`."""
