@@ -190,11 +190,18 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     )
     logging.info("Evaluating on the test split.")
     test = _evaluate_split(model, data.test, progress=True)
+    validation_metrics = _evaluate_split(model, data.validation)
+    # A model may report its simplest baseline's figure beside its own
+    # (the VAE: the unigram perplexity), measured on the same split.
+    reference = getattr(model, "reference_metrics", None)
+    if reference is not None:
+        test.update(reference(data.train, data.test))
+        validation_metrics.update(reference(data.train, data.validation))
     _write_vocabulary_report(model, data, workdir, baseline_workdir)
     results = {
         "model": config.model.name,
         "test": test,
-        "validation": _evaluate_split(model, data.validation),
+        "validation": validation_metrics,
         "best_epoch": best.best_epoch + 1,
         "num_epochs": config.train.num_epochs,
         "epochs_run_in_last_session": epochs_run,

@@ -13,6 +13,7 @@ from vtrain.tagging.models.vae import (
     evaluate_elbo,
     gaussian_kl,
     multinomial_nll,
+    unigram_perplexity,
 )
 
 
@@ -175,6 +176,29 @@ def test_launcher_hooks_report_the_true_elbo():
     assert result["kl"] > 0
 
 
+def test_unigram_perplexity_matches_numpy():
+    rng = np.random.default_rng(3)
+    train = rng.integers(0, 12, (40, 9))
+    held_out = rng.integers(0, 12, (15, 9))
+    held_out[0, :3] = 11  # a word with no training use gets the add-one mass
+    train[train == 11] = 5
+    train[0, 0] = held_out[1, 0] = 14  # beyond the model's words (max_words): not counted
+    counts = np.array([(train == w).sum() for w in range(12)], np.float64)
+    counts[:2] = 0  # padding and [UNK] are not words
+    p = (counts + 1.0) / (counts.sum() + 10)
+    words = held_out[(held_out >= 2) & (held_out < 12)]
+    want = math.exp(-np.log(p[words]).mean())
+    dataset = tf.data.Dataset.from_tensor_slices((train, np.zeros(40))).batch(16)
+    assert unigram_perplexity(dataset, held_out, vocabulary_size=12) == pytest.approx(want, 1e-12)
+    model = BagOfWordsVAE(vocabulary_size=12, num_topics=2, hidden_units=4)
+    assert model.reference_metrics(train, held_out) == {"unigram_perplexity": pytest.approx(want)}
+
+
+def test_unigram_perplexity_without_words_says_so():
+    with pytest.raises(ValueError, match=r"received data with no word \(ids >= 2\)"):
+        unigram_perplexity([[2, 3]], [[0, 1, 0]], vocabulary_size=5)
+
+
 def test_save_load_round_trip(tmp_path):
     ids = topic_documents(n=32)
     model = small_vae(loss_weights={"kl": schedules.cyclical(1.0, 4)})
@@ -216,3 +240,7 @@ def test_config_trains_through_the_launcher_and_writes_elbo_results(tmp_path):
         math.exp(-test["elbo_per_document"] / test["words_per_document"])
     )
     assert "perplexity" in result.stdout
+    # The unigram baseline, on the same split, beside the VAE's figure.
+    for split in ("test", "validation"):
+        assert results[split]["unigram_perplexity"] > 1.0
+    assert "unigram_perplexity" in result.stdout

@@ -236,6 +236,25 @@ class BagOfWordsVAE(Model):
         """`evaluate_elbo` on a dataset: the launcher's test / validation figures."""
         return evaluate_elbo(self, dataset, progress=progress)
 
+    def reference_metrics(self, train, dataset):
+        """The simplest model's figure next to this one's: `unigram_perplexity`.
+
+        The perplexity on `dataset` of the training split's word
+        frequencies (add-one smoothed, over the same counted words as
+        `evaluate_elbo`): a VAE whose perplexity bound is not below it has
+        learned nothing from the documents' topics.
+
+        Example:
+        >>> model = BagOfWordsVAE(vocabulary_size=5, num_topics=2, hidden_units=4)
+        >>> round(model.reference_metrics([[2, 2, 3, 0]], [[2, 4]])["unigram_perplexity"], 3)
+        3.464
+        """
+        return {
+            "unigram_perplexity": unigram_perplexity(
+                train, dataset, self.vocabulary_size, self.num_reserved
+            )
+        }
+
     def validation_callback(self, dataset):
         """The launcher's validation metric: `ElboValidation` on `dataset`."""
         return ElboValidation(dataset)
@@ -250,6 +269,50 @@ class BagOfWordsVAE(Model):
             seed=self.seed,
         )
         return config
+
+
+def unigram_perplexity(train, data, vocabulary_size, num_reserved=2):
+    """Perplexity on `data` of a unigram model fitted to `train`'s word counts.
+
+    Both are datasets of `token_ids` or `(token_ids, ...)` batches, or
+    arrays of ids; ids below `num_reserved` (padding, [UNK]) or from
+    `vocabulary_size` up (beyond the model's `max_words`) are not counted,
+    as in `evaluate_elbo`. The word probabilities are add-one smoothed over
+    the `vocabulary_size - num_reserved` real words. Returns
+    `exp(-sum log p(w) / number of words)` over the words of `data`.
+
+    Example:
+    >>> round(unigram_perplexity([[2, 2, 3, 0]], [[2, 4]], vocabulary_size=5), 3)
+    3.464
+    """
+    counts = np.zeros(vocabulary_size, np.float64)
+    for ids in _id_batches(train):
+        counts += np.bincount(_words(ids, vocabulary_size, num_reserved), minlength=vocabulary_size)
+    log_p = np.log((counts + 1.0) / (counts.sum() + vocabulary_size - num_reserved))
+    total, words = 0.0, 0
+    for ids in _id_batches(data):
+        real = _words(ids, vocabulary_size, num_reserved)
+        total += float(log_p[real].sum())
+        words += real.size
+    if words == 0:
+        raise ValueError(
+            f"unigram_perplexity received data with no word (ids >= {num_reserved}); "
+            "expected token ids. Check that the data holds token ids."
+        )
+    return math.exp(-total / words)
+
+
+def _words(ids, vocabulary_size, num_reserved):
+    return ids[(ids >= num_reserved) & (ids < vocabulary_size)]
+
+
+def _id_batches(data):
+    if not isinstance(data, tf.data.Dataset):
+        yield np.asarray(data, np.int64)
+        return
+    for batch in data:
+        token_ids = batch[0] if isinstance(batch, (tuple, list)) else batch
+        yield np.asarray(token_ids, np.int64)
 
 
 def evaluate_elbo(model, data, batch_size=256, progress=False):
