@@ -65,6 +65,42 @@ def test_mean_pooling_matches_numpy():
     )
 
 
+@pytest.mark.parametrize("unknown_words", ["learned", "zero", "zero_at_inference"])
+@pytest.mark.parametrize("training", [False, True])
+def test_unknown_words_option_matches_numpy(unknown_words, training):
+    model = classifier.PooledClassifier(
+        VOCABULARY_SIZE,
+        NUM_TAGS,
+        embedding_dim=8,
+        hidden_units=0,
+        dropout=0.0,
+        variational=False,
+        unknown_words=unknown_words,
+    )
+    ids = np.array([[3, 1, 4, 0], [1, 1, 0, 0]], "int32")  # id 1: [UNK]
+    model(ids)
+    table = model.embedding.embeddings.numpy()
+    kernel, bias = model.output_layer.kernel.numpy(), model.output_layer.bias.numpy()
+    zero = unknown_words == "zero" or (unknown_words == "zero_at_inference" and not training)
+    unk = np.zeros(8) if zero else table[1]
+    # Mean over the real tokens; [UNK] counts whatever its vector.
+    pooled = np.stack([(table[3] + unk + table[4]) / 3, (unk + unk) / 2])
+    np.testing.assert_allclose(
+        model(ids, training=training), pooled @ kernel + bias, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_unknown_words_survives_a_keras_file_round_trip(tmp_path):
+    model = make("pooled", unknown_words="zero_at_inference")
+    ids, _ = batch()
+    ids[:, 1] = 1
+    model(ids)
+    model.save(str(tmp_path / "model.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "model.keras"))
+    assert loaded.unknown_words == "zero_at_inference"
+    np.testing.assert_allclose(loaded(ids), model(ids), rtol=1e-6)
+
+
 @pytest.mark.parametrize("kind", sorted(SMALL))
 def test_recommend_ranks_tags_by_score(kind):
     model = make(kind)
@@ -187,6 +223,12 @@ def test_build_model_rejects_unknown_names_and_fields_with_a_fix():
         ("embedding_dim", 0, "Invalid embedding_dim for PooledClassifier: received 0"),
         ("dropout", 1.0, "Invalid dropout for PooledClassifier: received 1.0"),
         ("pooling", "sum", "Invalid pooling for PooledClassifier: received 'sum'"),
+        (
+            "unknown_words",
+            "drop",
+            "Invalid unknown_words for PooledClassifier: received 'drop'. Expected one of "
+            "learned, zero, zero_at_inference",
+        ),
     ],
 )
 def test_invalid_options_say_what_was_received(argument, value, message):

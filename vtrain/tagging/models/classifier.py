@@ -25,6 +25,9 @@ from vtrain.layers.gather_embedding import GatherEmbedding
 from vtrain.layers.variational_dense import VariationalDense
 from vtrain.layers.variational_embedding import VariationalEmbedding
 from vtrain.variational import VariationalModel
+from vtrain.vocabulary.rankings import OOV_ID
+
+UNKNOWN_WORDS = ("learned", "zero", "zero_at_inference")
 
 
 class TagClassifier(VariationalModel):
@@ -49,6 +52,15 @@ class TagClassifier(VariationalModel):
         initial_tag_bias: None, or `[T]` initial output biases; `build`
             uses each tag's training log-odds, so training does not spend
             its first steps learning that most tags are rare.
+        unknown_words: what an "[UNK]" token (id 1: a word seen fewer than
+            `min_word_count` times in training) contributes. `"learned"`:
+            the vector of its row, like any word. `"zero"`: a zero vector in
+            training and at inference (it still counts in a mean, as a
+            dropped word does). `"zero_at_inference"`: learned in training,
+            zero at inference, as in the pruned export, where every dropped
+            word becomes "[UNK]". Why: held-out texts hold words never seen
+            in training, which the row learned from once-seen training
+            words describes badly (docs/results.md).
         **kwargs: `VariationalModel` arguments (`weight_decay`,
             `learning_rate`, ...); `task_loss` is binary cross-entropy.
     """
@@ -64,10 +76,18 @@ class TagClassifier(VariationalModel):
         log_alpha_init_min=0.0,
         log_alpha_init_max=3.0,
         initial_tag_bias=None,
+        unknown_words="learned",
         **kwargs,
     ):
         kwargs.setdefault("task_loss", "binary_crossentropy")
         super().__init__(**kwargs)
+        if unknown_words not in UNKNOWN_WORDS:
+            raise ValueError(
+                f"Invalid unknown_words for {type(self).__name__}: received "
+                f"{unknown_words!r}. Expected one of {', '.join(UNKNOWN_WORDS)}; "
+                "'learned' gives [UNK] a vector of its own."
+            )
+        self.unknown_words = unknown_words
         for name, value in (
             ("vocabulary_size", vocabulary_size),
             ("num_tags", num_tags),
@@ -167,6 +187,11 @@ class TagClassifier(VariationalModel):
             embedded = self.embedding(token_ids, training=training)
         else:
             embedded = self.embedding(token_ids)
+        if self.unknown_words == "zero" or (
+            self.unknown_words == "zero_at_inference" and not training
+        ):
+            known = ops.cast(ops.not_equal(token_ids, OOV_ID), embedded.dtype)
+            embedded = embedded * known[:, :, None]
         encoded = self.encode(embedded, mask, training=training)
         return self.output_layer(self.output_dropout(encoded, training=training))
 
@@ -208,6 +233,7 @@ class TagClassifier(VariationalModel):
             log_alpha_init_min=self.log_alpha_init_min,
             log_alpha_init_max=self.log_alpha_init_max,
             initial_tag_bias=self.initial_tag_bias,
+            unknown_words=self.unknown_words,
         )
         return config
 
