@@ -45,7 +45,7 @@ def get_config():
     config.model.pooling = "mean"  # "mean", or "mean_max" (mean and max, concatenated)
     config.model.hidden_units = 512  # hidden ReLU layer width; 0 = none
     config.model.dropout = 0.1  # dropout before the hidden and output layers
-    config.model.unknown_words = "learned"  # [UNK] tokens: "learned" vector, "zero" (training and inference) or "zero_at_inference"
+    config.model.unknown_words = "zero"  # [UNK] tokens: "zero" vector (training and inference), "learned" or "zero_at_inference"
 
     config.train = ml_collections.ConfigDict()
     config.train.num_epochs = 15  # passes over the training split

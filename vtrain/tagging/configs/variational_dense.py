@@ -30,6 +30,7 @@ def get_config():
     config = configs.base("default")
     config.model.variational_hidden = True  # VariationalDense hidden layer (learns which weights to drop)
     config.model.dropout = 0.3  # dropout before the hidden and output layers
+    config.model.unknown_words = "learned"  # [UNK] tokens: measured with a learned vector ("zero", the default's, not tried here)
     config.train.num_epochs = 30  # passes over the training split
     config.train.learning_rate = 1e-3  # at epoch 0
     config.train.learning_rate_decay = 1.0  # learning rate factor per epoch; 1 = constant
