@@ -239,6 +239,20 @@ def test_no_sweep_section_or_no_trial_to_run_is_refused(tmp_path):
     assert not (tmp_path / "sweep").exists()
 
 
+def test_a_bad_storage_fails_without_showing_its_password_or_leaving_a_folder(tmp_path):
+    config = load(write_config(tmp_path, examples=40))
+    with pytest.raises(ConfigError) as raised:
+        sweep.run_sweep(config, tmp_path / "sweep", 2, storage="nosuchdb://me:secret@host/db")
+    message = str(raised.value)
+    assert message.startswith(
+        "Invalid value for --storage: received 'nosuchdb://me:***@host/db'. Expected a "
+        "database URL that Optuna's RDBStorage opens (sqlite:///PATH, "
+    )
+    assert message.endswith(". Fix the URL, or install the database's driver.")
+    assert "secret" not in message
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_the_command_reports_a_bad_section_without_a_traceback(tmp_path):
     config = write_config(tmp_path, examples=40)
     config.write_text(

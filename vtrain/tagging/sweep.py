@@ -129,13 +129,28 @@ database's driver.
                 ),
             )
     except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
         raise ConfigError(
-            f"Invalid value for --storage: received {url!r}. Expected a database URL "
-            "that Optuna's RDBStorage opens (sqlite:///PATH, "
+            f"Invalid value for --storage: received {shown_url(url)!r}. Expected a database "
+            "URL that Optuna's RDBStorage opens (sqlite:///PATH, "
             "postgresql://USER:PASSWORD@HOST/DATABASE, mysql+pymysql://...), but: "
             f"{reason}. Fix the URL, or install the database's driver."
         ) from None
+
+
+def shown_url(url):
+    """`url` with its password hidden, to print or write.
+
+    Example:
+    >>> shown_url("postgresql://me:secret@db.example.org/sweeps")
+    'postgresql://me:***@db.example.org/sweeps'
+    >>> shown_url("not a url")
+    'not a url'
+    """
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
 
 
 def open_study(config, workdir, storage=None, study_name=None, heartbeat_seconds=60):
@@ -157,6 +172,7 @@ def open_study(config, workdir, storage=None, study_name=None, heartbeat_seconds
     """
     sweep = read_sweep(config)
     workdir = os.path.abspath(workdir)
+    created = not os.path.exists(workdir)
     os.makedirs(workdir, exist_ok=True)
     url = storage or f"sqlite:///{os.path.join(workdir, STUDY_FILE)}"
     name = study_name or os.path.basename(workdir)
@@ -177,8 +193,12 @@ def open_study(config, workdir, storage=None, study_name=None, heartbeat_seconds
         saved = study.user_attrs.get("config")
         if saved is None:
             study.set_user_attr("config", current)
-    finally:
+    except ConfigError:
         lock.release()
+        if created:  # a bad --storage leaves nothing behind
+            os.rmdir(workdir)
+        raise
+    lock.release()
     if saved is not None:
         saved, current = fields(saved), fields(current)
         differences = sorted(n for n in {*saved, *current} if saved.get(n) != current.get(n))
@@ -272,9 +292,7 @@ def run_sweep(
     study = open_study(config, workdir, storage, study_name, heartbeat_seconds)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says it
 
-    # The report names the storage, never its password.
-    shown = STUDY_FILE if storage is None else sqlalchemy.engine.make_url(storage)
-    shown = shown if storage is None else shown.render_as_string(hide_password=True)
+    shown = STUDY_FILE if storage is None else shown_url(storage)  # in sweep.md
 
     def report():
         sweep_report.write_report(study, workdir, config, sweep, num_trials, config_file, shown)
