@@ -492,23 +492,27 @@ def test_two_workers_share_one_study(tmp_path):
 
 
 def wait_for_first_epoch(process, workdir, log_path, timeout=240):
-    """Waits until trial 0 has finished epoch 1 (its backup is committed)."""
+    """Waits until trial 0 has finished epoch 1: its backup is committed and the
+    study holds the epoch's value."""
     metadata = workdir / "trials" / "0" / "backup" / "training_metadata.json"
     deadline = time.monotonic() + timeout
+    study = None
     while time.monotonic() < deadline:
         assert process.poll() is None, log_path.read_text()[-3000:]
         if metadata.exists():
-            return json.loads(metadata.read_text())
-        time.sleep(0.05)
+            study = study or load_trials(workdir)[0]  # opened once: it takes a while
+            if study.get_trials(deepcopy=False)[0].intermediate_values:
+                return
+        time.sleep(0.02)
     process.kill()
     pytest.fail(f"epoch 1 did not end within {timeout} s: {log_path.read_text()[-3000:]}")
 
 
 @pytest.mark.slow
 def test_a_killed_worker_s_trial_fails_and_is_retried_by_the_rerun(tmp_path):
-    # 2,000 training examples in batches of 16: epochs of about a second, so
-    # the kill lands inside trial 0, after its first epoch.
-    config = write_config(tmp_path, examples=2500, epochs=3)
+    # 3,200 training examples in batches of 16: epochs of seconds, so the
+    # kill lands inside trial 0, after its first epoch.
+    config = write_config(tmp_path, examples=4000, epochs=3)
     workdir = tmp_path / "sweep"
     # One trial: the killed one started it, none finished it.
     args = ("--num_trials=1", "--heartbeat_seconds=1")
@@ -537,7 +541,13 @@ def test_a_killed_worker_s_trial_fails_and_is_retried_by_the_rerun(tmp_path):
     resumed = json.loads((workdir / "trials" / "1" / "results.json").read_text())
     assert 1 <= backup["epoch"] < 3
     assert resumed["epochs_run_in_last_session"] == 3 - backup["epoch"]
-    assert sorted(retry.intermediate_values) == [0, 1, 2]
+    # It inherits the killed trial's epoch values and adds those it ran (a kill
+    # between an epoch's backup and its report loses that epoch's value).
+    assert killed.intermediate_values
+    for epoch, value in killed.intermediate_values.items():
+        assert retry.intermediate_values[epoch] == value
+    ran = set(range(backup["epoch"], 3))
+    assert set(retry.intermediate_values) == set(killed.intermediate_values) | ran
     assert "trial 1 retries killed trial 0: resuming its run" in result.stdout
     text = (workdir / "sweep.md").read_text()
     assert "| 0 | FAIL (retried as 1) |" in text
