@@ -16,10 +16,12 @@ import vtrain
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KERAS2_ONLY = "# Keras 2 / tf.keras only."
+# The launchers define absl flags at import.
+LAUNCHERS = ("vtrain.main", "vtrain.tagging.main", "vtrain.sweep", "vtrain.tagging.sweep_main")
 MODULES = sorted(
     info.name
     for info in pkgutil.walk_packages(vtrain.__path__, prefix="vtrain.")
-    if info.name not in ("vtrain.main", "vtrain.tagging.main")  # define absl flags at import
+    if info.name not in LAUNCHERS
 )
 
 

@@ -14,8 +14,8 @@ import vtrain
 
 PACKAGE = pathlib.Path(vtrain.__file__).parent
 APPLICATION = "vtrain.tagging"
-# `python -m vtrain.main` is kept working for users: a two-line forwarder.
-FORWARDERS = {"vtrain.main", "vtrain.suggest"}
+# `python -m vtrain.main` (and suggest, sweep) run the application: two-line forwarders.
+FORWARDERS = {"vtrain.main", "vtrain.suggest", "vtrain.sweep"}
 
 
 def _module_name(path):

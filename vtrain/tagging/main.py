@@ -22,24 +22,9 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from vtrain.callbacks import NonFiniteLossError
-from vtrain.tagging import configs, train
+from vtrain.tagging import configs, flag_parsing, train
 from vtrain.tagging.data.loaders import DataError
-
-
-def _unknown_field(error):
-    """A short message for ml_collections' AttributeError(KeyError(message))."""
-    cause = error.args[0] if error.args else error
-    message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
-    overrides = [
-        arg.split("=")[0] for arg in sys.argv if arg.startswith(("--config.", "--baseline."))
-    ]
-    message = str(message).replace("\n", ". ")
-    return (
-        f"Error: unknown config field in {' or '.join(overrides) or 'an override'}: "
-        f"{message} Configs are locked: an override cannot add a field; "
-        "fix its name."
-    )
-
+from vtrain.tagging.flag_parsing import parse_flags, shipped_configs  # noqa: F401  (vtrain.main's names)
 
 try:
     _CONFIG = config_flags.DEFINE_config_file(
@@ -51,7 +36,7 @@ try:
     )
 except AttributeError as _error:
     # Without --config the default is loaded here, overrides included.
-    sys.exit(_unknown_field(_error))
+    sys.exit(flag_parsing.unknown_field(_error))
 
 _BASELINE = config_flags.DEFINE_config_file(
     "baseline",
@@ -77,74 +62,6 @@ _DETERMINISTIC = flags.DEFINE_bool(
     "enable_op_determinism): the same config gives bit-identical weights, also "
     "across a kill and resume; some ops get slower.",
 )
-
-
-def shipped_configs(argv):
-    """`argv` with `--config=NAME` / `--baseline=NAME` resolved to a shipped config.
-
-    A value that is no existing file but names a config shipped with the
-    package (`tiny`, `default.py`, ...) becomes that file's path, so an
-    installed wheel runs its configs from any directory.
-
-    Example:
-    >>> shipped_configs(["main", "--config=tiny"])[1].endswith("configs/tiny.py")
-    True
-    >>> shipped_configs(["main", "--config=my/own.py"])
-    ['main', '--config=my/own.py']
-    """
-    resolved = []
-    for arg in argv:
-        flag, _, value = arg.partition("=")
-        if (
-            flag in ("--config", "--baseline")
-            and value
-            and not os.path.exists(value)
-            and os.sep not in value
-            and os.path.isfile(configs.path(value))
-        ):
-            arg = f"{flag}={configs.path(value)}"
-        resolved.append(arg)
-    return resolved
-
-
-def parse_flags(argv):
-    """absl's flag parsing, with a short message for a config field that does not exist."""
-    argv = shipped_configs(argv)
-    try:
-        return flags.FLAGS(argv)
-    except AttributeError as error:
-        sys.exit(_unknown_field(error))
-    except flags.IllegalFlagValueError as error:
-        sys.exit(_bad_value(error, argv))
-    except flags.Error as error:  # absl's own message
-        sys.exit(
-            f"FATAL Flags parsing error: {error}\n"
-            "Pass --helpshort or --helpfull to see help on flags."
-        )
-
-
-def _bad_value(error, argv):
-    """received / expected / fix for an override of the wrong type (e.g. `epochs=three`)."""
-    flag = next(
-        (
-            arg
-            for arg in reversed(argv)
-            if arg.startswith("--") and "=" in arg and arg.split("=")[0] in str(error)
-        ),
-        None,
-    )
-    if flag is None:
-        return f"Error: {error}"
-    name, value = flag[2:].split("=", 1)
-    default = flags.FLAGS[name.split(".")[0]].value
-    for key in name.split(".")[1:]:
-        default = getattr(default, key, None)
-    reason = str(error).split(": ", 1)[-1]
-    return (
-        f"Error: invalid value for --{name}: received {value!r} ({reason}). "
-        f"Expected {type(default).__name__}, the type of the field (the config "
-        f"file sets {default!r}). Fix the value, e.g. --{name}={default}."
-    )
 
 
 def _new_workdir():
