@@ -6,14 +6,17 @@ Command (from the repository root):
 
 or, spelled out: python -m vtrain.main --config=configs/default.py
 
-Result on the source-package split (measured 2026-12-01 at commit 94f7232
+Result on the source-package split (measured 2026-12-02 at commit 554d21f
 with the TF-IDF baseline in the same command, `python -m vtrain.main
---baseline=configs/tfidf.py`, 5 min 52 s for both on the otherwise quiet
-2-core machine; this model 158 s of it): test F1@3 0.4999 (P@1 0.724,
-R@5 0.690) from the best validation epoch (F1@3 0.5202, epoch 15 of 15);
-the variational embedding keeps 11,933 of its 31,310 rows (61.9% dropped).
-The TF-IDF baseline is ahead: test F1@3 0.5327. Validation experiments
-and the old split's figures and tuning history: docs/results.md.
+--baseline=configs/tfidf.py`: 26 min 4 s for both while other jobs shared
+the 2-core machine, load about 8, this model 222 s of it; 5 min 52 s on the
+quiet machine the day before): test F1@3 0.5164 (P@1 0.764, R@5 0.714)
+from the best validation epoch (F1@3 0.5405, epoch 14 of 15); the
+variational embedding keeps 12,139 of its 31,310 rows (61.2% dropped).
+The TF-IDF baseline is ahead: test F1@3 0.5327 (validation 0.5527). The
+[UNK] token's vector is zero (`model.unknown_words`), which raised
+validation F1@3 from 0.5202. Validation experiments and the old split's
+figures and tuning history: docs/results.md.
 """
 
 import ml_collections
