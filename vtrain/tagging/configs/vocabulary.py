@@ -7,13 +7,13 @@ and writes the vocabulary report, plot and pruned model into each workdir):
     python -m vtrain.main --config=configs/vocabulary.py \
         --baseline=configs/vocabulary_baseline.py --workdir=WORKDIR
 
-Result on the source-package split (2026-12-01, load about 3): 3 min 53 s
-for the whole command; its threshold keeps 2,365 of 31,308 words (92.4%
-dropped) at test F1@3 0.5093, against 0.4978 for the baseline with every
-word; AUC 0.862 (frequency 0.704, TF-IDF ranking 0.728); within 1 point of
-the baseline from 159 words (frequency: 1,626). The TF-IDF + logistic
-regression baseline (configs/tfidf.py) reaches 0.5327 on the same split.
-Details and the old split's tuning: docs/results.md.
+Result on the source-package split (2026-12-02, load about 4): 3 min 47 s
+for the whole command; its threshold keeps 2,378 of 31,308 words (92.4%
+dropped) at test F1@3 0.5049, against 0.5053 for the baseline with every
+word; AUC 0.864 (frequency 0.730, TF-IDF ranking 0.755); within 1 point of
+the baseline from 371 words (frequency: 2,009; TF-IDF: 1,626). The TF-IDF
++ logistic regression baseline (configs/tfidf.py) reaches 0.5327 on the
+same split. Details and the old split's tuning: docs/results.md.
 
 Sweep over the `sweep` section below (docs/guide.md, Sweeps; not run
 yet: 30 trials of about 3 min each, fewer for pruned ones, should take
