@@ -14,6 +14,8 @@ import zipfile
 import h5py
 import numpy as np
 
+from vtrain import checksums
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.py"
 CLUSTER_TIMEOUT = 300  # seconds for two workers together (~30 s on 2 idle cores)
@@ -130,3 +132,38 @@ def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
             else f"exited with {worker.returncode}"
         )
         assert worker.returncode == 0, f"worker {index} {state}:\n{text}"
+
+
+def assert_every_file_loads(workdir):
+    """Each file a kill can leave under its real name parses (temporaries aside).
+
+    A `.sha256` sidecar must match the file it names.
+    """
+    workdir = pathlib.Path(workdir)
+    for name in files_under(workdir):
+        path = workdir / name
+        if os.path.basename(name).startswith(".tmp-") or "tensorboard" in name:
+            continue
+        if name.startswith("serving/"):  # the SavedModel, loaded whole below
+            continue
+        if name.endswith(".json"):
+            json.loads(path.read_text())
+        elif name.endswith(".sha256"):  # the file it names is as written
+            target = workdir / name[: -len(".sha256")]
+            assert checksums.verify(target) == checksums.sha256_of(target), name
+        elif name.endswith(".keras"):
+            assert keras_weights(path)
+        elif name.endswith(".h5"):
+            with h5py.File(path, "r") as file:
+                assert list(file.keys())
+        elif name.endswith(".md"):
+            assert path.read_text(encoding="utf-8")
+        elif name.endswith(".png"):  # complete: signature first, IEND chunk last
+            data = path.read_bytes()
+            assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[-12:-4] == b"\0\0\0\0IEND"
+        else:
+            raise AssertionError(f"unexpected file {name}")
+    if (workdir / "serving").is_dir():
+        import tensorflow as tf
+
+        assert "serve" in tf.saved_model.load(str(workdir / "serving")).signatures
