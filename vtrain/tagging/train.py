@@ -129,12 +129,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
             logging.info("Removed %s, left by a killed write.", path)
     keras.utils.set_random_seed(config.seed)
 
-    try:
-        data = load_data(config)
-    except DataError:
-        raise
-    except ValueError as error:
-        raise ConfigError(f"Cannot build the data of --config.data: {error}") from error
+    data = load_checked_data(config)
     _check_batch_size(config.data.batch_size, data.num_train)
     data_seconds = time.monotonic() - start
     logging.info(
@@ -252,6 +247,23 @@ def load_data(config):
         max_train_examples=config.data.max_train_examples,
         seed=config.seed,
     )
+
+
+def load_checked_data(config):
+    """`load_data(config)`, failing as the launcher reports it.
+
+    Raises:
+        vtrain.tagging.data.loaders.DataError: the data file is missing or
+            malformed (the message names the file and line).
+        ConfigError: the data cannot be built with these settings (an empty
+            split or vocabulary, an argument out of range).
+    """
+    try:
+        return load_data(config)
+    except DataError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"Cannot build the data of --config.data: {error}") from error
 
 
 def train_and_compare(config, baseline_config, workdir, callbacks=()):
