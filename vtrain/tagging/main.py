@@ -29,19 +29,25 @@ from vtrain.tagging import configs, train
 from vtrain.tagging.data.loaders import DataError
 
 
-def _unknown_field(error):
-    """A short message for ml_collections' AttributeError(KeyError(message))."""
-    cause = error.args[0] if error.args else error
+def _unknown_field(error, argv=None):
+    """A short message for ml_collections' AttributeError(KeyError(message)).
+
+    A misspelt section (`--config.dta.path`) comes as the bare KeyError.
+    """
+    cause = error if isinstance(error, KeyError) else (error.args[0] if error.args else error)
     message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
-    overrides = [
-        arg.split("=")[0] for arg in sys.argv if arg.startswith(("--config.", "--baseline."))
-    ]
+    overrides = _overrides(sys.argv if argv is None else argv)
     message = str(message).replace("\n", ". ")
     return (
         f"Error: unknown config field in {' or '.join(overrides) or 'an override'}: "
         f"{message} Configs are locked: an override cannot add a field; "
         "fix its name."
     )
+
+
+def _overrides(argv):
+    """The `--config.x.y` / `--baseline.x.y` flag names in `argv`."""
+    return [arg.split("=")[0] for arg in argv if arg.startswith(("--config.", "--baseline."))]
 
 
 try:
@@ -110,15 +116,24 @@ def shipped_configs(argv):
     return resolved
 
 
-def parse_flags(argv):
-    """absl's flag parsing, with a short message for a config field that does not exist."""
+def parse_flags(argv, flag_values=None):
+    """absl's flag parsing, with a short message for a config field that does not exist.
+
+    Every problem exits (`SystemExit`) with a one-line message: `Error: unknown
+    config field in ...`, `Error: invalid config field name in ...`, `Error:
+    invalid value for ...`, or absl's own `FATAL Flags parsing error: ...`. `flag_values` defaults to absl's
+    global `flags.FLAGS` (tests pass their own).
+    """
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     argv = shipped_configs(argv)
     try:
-        return flags.FLAGS(argv)
-    except AttributeError as error:
-        sys.exit(_unknown_field(error))
+        return flag_values(argv)
+    except (AttributeError, KeyError) as error:
+        sys.exit(_unknown_field(error, argv))
     except flags.IllegalFlagValueError as error:
-        sys.exit(_bad_value(error, argv))
+        sys.exit(_bad_value(error, argv, flag_values))
+    except ValueError:  # ml_collections cannot read the field path
+        sys.exit(_bad_field_name(argv))
     except flags.Error as error:  # absl's own message
         sys.exit(
             f"FATAL Flags parsing error: {error}\n"
@@ -126,7 +141,25 @@ def parse_flags(argv):
         )
 
 
-def _bad_value(error, argv):
+def _bad_field_name(argv):
+    """received / expected / fix for `--config.train.num-epochs=3` (not a Python name)."""
+    names = _overrides(argv)
+    bad = [
+        (name, part)
+        for name in names
+        for part in name.split(".")[1:]
+        if not part.split("[")[0].isidentifier()
+    ]
+    flag, part = bad[0] if bad else (" or ".join(names), "")
+    received = f"{part!r} is not a Python name" if part else "it is not a dotted path"
+    return (
+        f"Error: invalid config field name in {flag}: {received}. Expected a dotted path "
+        "of the config's field names (letters, digits and _), e.g. "
+        "--config.train.num_epochs=3."
+    )
+
+
+def _bad_value(error, argv, flag_values):
     """received / expected / fix for an override of the wrong type (e.g. `epochs=three`)."""
     flag = next(
         (
@@ -139,7 +172,7 @@ def _bad_value(error, argv):
     if flag is None:
         return f"Error: {error}"
     name, value = flag[2:].split("=", 1)
-    default = flags.FLAGS[name.split(".")[0]].value
+    default = flag_values[name.split(".")[0]].value
     for key in name.split(".")[1:]:
         default = getattr(default, key, None)
     reason = str(error).split(": ", 1)[-1]

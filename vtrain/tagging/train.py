@@ -646,19 +646,37 @@ bundled dataset). The file was not found (relative paths start in ...).
         minimum = 1 if expected == _POSITIVE else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError.invalid(f"{section}.{field}", value, expected)
+    seed = config.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError.invalid(
+            "seed", seed, "an integer from 0 to 2**32 - 1 (NumPy's seed range)"
+        )
     for field in ("learning_rate", "weight_decay_scale"):
         value = config.train[field]
         if (
             not isinstance(value, (int, float))
+            or not math.isfinite(value)
             or value < 0
             or (field == "learning_rate" and value == 0)
         ):
             raise ConfigError.invalid(
                 f"train.{field}",
                 value,
-                "a positive number"
+                "a positive finite number"
                 if field == "learning_rate"
-                else "a number >= 0 (0 turns the KL term off)",
+                else "a finite number >= 0 (0 turns the KL term off)",
+            )
+    for key, factor in config.train.get("learning_rate_multipliers", {}).items():
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not math.isfinite(factor)
+            or factor <= 0
+        ):
+            raise ConfigError.invalid(
+                f"train.learning_rate_multipliers.{key}",
+                factor,
+                "a positive finite factor on the learning rate (1 = none)",
             )
     decay = config.train.learning_rate_decay
     if not isinstance(decay, (int, float)) or not 0 < decay <= 1:
