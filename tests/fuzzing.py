@@ -51,6 +51,20 @@ json_values = st.recursive(
 )
 
 
+# JSON values that a strict JSON writer can write back: finite numbers, Unicode.
+clean_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | unicode_text,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(unicode_text, children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
 def json_line(value):
     """`value` as one JSON line, NaN and surrogates as Python writes them."""
     return json.dumps(value)
