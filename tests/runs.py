@@ -82,7 +82,34 @@ def free_ports(count):
             s.close()
 
 
-def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
+def start_cluster(directory, command, count=2, log_name="worker{}.log"):
+    """Starts `command(i)` (an argv list) as worker i of a loopback cluster; returns the Popens.
+
+    Worker i gets `TF_CONFIG` for task i (fresh free ports) and writes its
+    output to `directory/log_name.format(i)`. The caller must reap them.
+    """
+    ports = free_ports(count)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(count):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TF_CONFIG": json.dumps(tf_config),
+        }
+        with open(directory / log_name.format(index), "w") as log:
+            workers.append(
+                subprocess.Popen(
+                    command(index), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+    return workers
+
+
+def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT, log_name="worker{}.log"):
     """Runs `command(i)` (an argv list) as worker i of a loopback cluster, to the end.
 
     Worker i gets `TF_CONFIG` for task i; its output goes to
@@ -90,24 +117,9 @@ def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
     (or when anything fails) are killed and reaped; any worker that did not
     exit with 0 fails the test with the end of its log.
     """
-    ports = free_ports(count)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers, logs = [], []
+    workers = []
     try:
-        for index in range(count):
-            logs.append(open(directory / f"worker{index}.log", "w"))
-            tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            env = {
-                **os.environ,
-                "PYTHONPATH": str(ROOT),
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "TF_CONFIG": json.dumps(tf_config),
-            }
-            workers.append(
-                subprocess.Popen(
-                    command(index), cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT
-                )
-            )
+        workers = start_cluster(directory, command, count, log_name)
         deadline = time.monotonic() + timeout
         # Stop at the first failure: its peer would wait in a collective
         # until the deadline.
@@ -122,10 +134,8 @@ def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
             if worker.poll() is None:
                 worker.kill()
             worker.wait()
-        for log in logs:
-            log.close()
     for index, worker in enumerate(workers):
-        text = (directory / f"worker{index}.log").read_text()[-4000:]
+        text = (directory / log_name.format(index)).read_text()[-4000:]
         state = (
             "was killed (running at the deadline, or after a peer failed)"
             if index in killed

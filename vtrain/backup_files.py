@@ -76,7 +76,20 @@ def newest_intact(directory):
     manifest skipped, newest first. A manifest written before checksums
     (no `sha256`) is accepted if its weights file exists.
     """
-    problems = []
+    intact, problems = all_intact(directory, stop_at_first=True)
+    return (intact[0] if intact else None), problems
+
+
+def position(manifest):
+    """`(epoch, batches_done)` a manifest resumes at; `(0, 0)` for None (a fresh start)."""
+    if manifest is None:
+        return (0, 0)
+    return (manifest["epoch"], manifest.get("batches_done", 0))
+
+
+def all_intact(directory, stop_at_first=False):
+    """`(manifests, problems)`: every backup that passes its checks, newest first."""
+    intact, problems = [], []
     for name in (METADATA, PREVIOUS):
         path = os.path.join(directory, name)
         if not os.path.exists(path):
@@ -91,8 +104,10 @@ def newest_intact(directory):
         except checksums.CorruptFileError as error:
             problems.append(error)
             continue
-        return manifest, problems
-    return None, problems
+        intact.append(manifest)
+        if stop_at_first:
+            break
+    return intact, problems
 
 
 def read_manifest(path):

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vtrain import _keras_compat, backup_files, checksums, preemption, training_state
+from vtrain import _keras_compat, backup_files, checksums, distribute, preemption, training_state
 from vtrain import io as vtrain_io
 
 
@@ -334,6 +334,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _load_model(self):
         manifest, problems = backup_files.newest_intact(self.backup_dir)
+        if _keras_compat.in_multi_worker_mode(self.model.distribute_strategy):
+            manifest = self._agree_across_workers(manifest)
         self._manifest, self._resume = manifest, None
         if manifest is None:
             if problems:
@@ -377,6 +379,39 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         elif batches_done:
             self._resume = (manifest["epoch"], batches_done)
         self._set_skip(batches_done if self._resume else 0)
+
+    def _agree_across_workers(self, manifest):
+        """The backup every worker has at the earliest of their newest positions.
+
+        Each worker backs up into its own folder; a kill between two
+        workers' commits leaves one a backup ahead, and a cluster whose
+        workers resume at different epochs trains on mismatched batches.
+        The one ahead resumes from its previous backup instead.
+        """
+        codes = distribute.gather_integers(
+            self.model.distribute_strategy, _position_code(backup_files.position(manifest))
+        )
+        target = min(codes)
+        if _position_code(backup_files.position(manifest)) == target:
+            return manifest
+        if target == 0:
+            return None  # a worker has no backup: all start afresh
+        for candidate in backup_files.all_intact(self.backup_dir)[0]:
+            if _position_code(backup_files.position(candidate)) == target:
+                warnings.warn(
+                    f"AtomicBackupAndRestore: another worker's newest backup is older "
+                    f"than this one's ({_position(manifest)}); resuming with it from "
+                    f"{candidate['weights']} ({_position(candidate)}).",
+                    stacklevel=2,
+                )
+                return candidate
+        raise checksums.CorruptFileError(
+            self.backup_dir,
+            f"the workers' newest backups are at different positions "
+            f"({sorted({_decode(code) for code in codes})} as (epoch, batches done)) and "
+            f"this worker has no backup at the earliest, {_decode(target)}",
+            "Remove every worker's backup folder to train again from the first epoch.",
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._offset = epoch, 0
@@ -474,6 +509,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         )
         print(message, file=sys.stderr, flush=True)
         raise preemption.Preempted(signum, message, epoch=epoch, batches_done=batches_done)
+
+
+def _position_code(position):
+    """`(epoch, batches_done)` as one integer that sorts the same way."""
+    return position[0] * 2**32 + position[1]
+
+
+def _decode(code):
+    return (code // 2**32, code % 2**32)
 
 
 def _position(manifest):
