@@ -185,3 +185,21 @@ def test_json_state_that_does_not_parse_is_named_with_the_fix(data, tmp_path, na
         'b\'{"test": {"f1@3": 0.5\'), though it was written whole. ' + fix
     )
     assert runs.files_under(workdir) == [name]
+
+
+def test_the_launcher_reports_damaged_state_in_one_line(data, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "results.json").write_bytes(b'{"test": ')
+    process = runs.launch(
+        f"--config={runs.TINY}", f"--config.data.path={data}", f"--workdir={workdir}"
+    )
+    assert process.returncode == 1
+    assert (
+        process.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"Error: Corrupt state on disk: '{workdir / 'results.json'}': it is not valid JSON"
+        )
+    )
+    assert "Traceback" not in process.stderr
