@@ -14,6 +14,8 @@ import zipfile
 import h5py
 import numpy as np
 
+from vtrain import checksums
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.py"
 CLUSTER_TIMEOUT = 300  # seconds for two workers together (~30 s on 2 idle cores)
@@ -80,7 +82,34 @@ def free_ports(count):
             s.close()
 
 
-def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
+def start_cluster(directory, command, count=2, log_name="worker{}.log"):
+    """Starts `command(i)` (an argv list) as worker i of a loopback cluster; returns the Popens.
+
+    Worker i gets `TF_CONFIG` for task i (fresh free ports) and writes its
+    output to `directory/log_name.format(i)`. The caller must reap them.
+    """
+    ports = free_ports(count)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(count):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TF_CONFIG": json.dumps(tf_config),
+        }
+        with open(directory / log_name.format(index), "w") as log:
+            workers.append(
+                subprocess.Popen(
+                    command(index), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+    return workers
+
+
+def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT, log_name="worker{}.log"):
     """Runs `command(i)` (an argv list) as worker i of a loopback cluster, to the end.
 
     Worker i gets `TF_CONFIG` for task i; its output goes to
@@ -88,24 +117,9 @@ def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
     (or when anything fails) are killed and reaped; any worker that did not
     exit with 0 fails the test with the end of its log.
     """
-    ports = free_ports(count)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers, logs = [], []
+    workers = []
     try:
-        for index in range(count):
-            logs.append(open(directory / f"worker{index}.log", "w"))
-            tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            env = {
-                **os.environ,
-                "PYTHONPATH": str(ROOT),
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "TF_CONFIG": json.dumps(tf_config),
-            }
-            workers.append(
-                subprocess.Popen(
-                    command(index), cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT
-                )
-            )
+        workers = start_cluster(directory, command, count, log_name)
         deadline = time.monotonic() + timeout
         # Stop at the first failure: its peer would wait in a collective
         # until the deadline.
@@ -120,13 +134,46 @@ def run_cluster(directory, command, count=2, timeout=CLUSTER_TIMEOUT):
             if worker.poll() is None:
                 worker.kill()
             worker.wait()
-        for log in logs:
-            log.close()
     for index, worker in enumerate(workers):
-        text = (directory / f"worker{index}.log").read_text()[-4000:]
+        text = (directory / log_name.format(index)).read_text()[-4000:]
         state = (
             "was killed (running at the deadline, or after a peer failed)"
             if index in killed
             else f"exited with {worker.returncode}"
         )
         assert worker.returncode == 0, f"worker {index} {state}:\n{text}"
+
+
+def assert_every_file_loads(workdir):
+    """Each file a kill can leave under its real name parses (temporaries aside).
+
+    A `.sha256` sidecar must match the file it names.
+    """
+    workdir = pathlib.Path(workdir)
+    for name in files_under(workdir):
+        path = workdir / name
+        if os.path.basename(name).startswith(".tmp-") or "tensorboard" in name:
+            continue
+        if name.startswith("serving/"):  # the SavedModel, loaded whole below
+            continue
+        if name.endswith(".json"):
+            json.loads(path.read_text())
+        elif name.endswith(".sha256"):  # the file it names is as written
+            target = workdir / name[: -len(".sha256")]
+            assert checksums.verify(target) == checksums.sha256_of(target), name
+        elif name.endswith(".keras"):
+            assert keras_weights(path)
+        elif name.endswith(".h5"):
+            with h5py.File(path, "r") as file:
+                assert list(file.keys())
+        elif name.endswith(".md"):
+            assert path.read_text(encoding="utf-8")
+        elif name.endswith(".png"):  # complete: signature first, IEND chunk last
+            data = path.read_bytes()
+            assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[-12:-4] == b"\0\0\0\0IEND"
+        else:
+            raise AssertionError(f"unexpected file {name}")
+    if (workdir / "serving").is_dir():
+        import tensorflow as tf
+
+        assert "serve" in tf.saved_model.load(str(workdir / "serving")).signatures

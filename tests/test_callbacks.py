@@ -12,7 +12,7 @@ import pytest
 from keras import ops
 
 import vtrain
-from vtrain import callbacks
+from vtrain import backup_files, callbacks, checksums
 from vtrain.callbacks import (
     AtomicBackupAndRestore,
     AtomicModelCheckpoint,
@@ -187,6 +187,7 @@ def test_backup_crash_before_commit_resumes_from_the_previous_backup(tmp_path, m
         "backup-2.weights.h5",
         "training_metadata.json",
     ]
+    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 1
 
     resumed = _poisoned(1.0)
     history = resumed.fit(
@@ -204,17 +205,25 @@ def test_backup_crash_before_commit_resumes_from_the_previous_backup(tmp_path, m
     reference.fit(X, Y, batch_size=4, epochs=2, initial_epoch=1, verbose=0)
     for got, want in zip(resumed.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
-    # The next commit reused the orphan's name and removed the old file.
-    assert sorted(os.listdir(tmp_path)) == ["backup-2.weights.h5", "training_metadata.json"]
+    # The next commit removed the orphan and kept the backup before it.
+    assert sorted(os.listdir(tmp_path)) == [
+        "backup-1.weights.h5",
+        "backup-3.weights.h5",
+        "training_metadata.json",
+        "training_metadata.previous.json",
+    ]
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("{not json", r"Cannot resume from .*training_metadata.json"),
+        (
+            "{not json",
+            r"no intact backup is left .*training_metadata.json': received {not json: not JSON",
+        ),
         (
             '{"epoch": 2, "batch": 0}',
-            r"missing 'epoch' \(int\) or 'weights'.*Keras BackupAndRestore",
+            r"received {\"epoch\": 2, \"batch\": 0}: no 'weights'.*Keras BackupAndRestore",
         ),
     ],
 )
@@ -242,7 +251,16 @@ def test_model_checkpoint_formats_names_and_keeps_the_best(tmp_path):
             AtomicModelCheckpoint(best, save_weights_only=True, save_best_only=True),
         ],
     )
-    assert sorted(os.listdir(tmp_path)) == ["best.weights.h5", "model-01.keras", "model-02.keras"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "best.weights.h5",
+        "best.weights.h5.sha256",
+        "model-01.keras",
+        "model-01.keras.sha256",
+        "model-02.keras",
+        "model-02.keras.sha256",
+    ]
+    for name in ("best.weights.h5", "model-01.keras", "model-02.keras"):
+        assert checksums.verify(tmp_path / name) == checksums.sha256_of(tmp_path / name)
     loaded = keras.saving.load_model(tmp_path / "model-02.keras")
     for got, want in zip(loaded.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(got, want)
@@ -268,12 +286,16 @@ def test_metadata_is_json_written_by_the_callback(tmp_path):
         callbacks=[AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)],
     )
     metadata = json.loads((tmp_path / "training_metadata.json").read_text())
+    weights = tmp_path / "backup-1.weights.h5"
     assert metadata == {
-        "batch": 0,
+        "batches_done": 0,
         "epoch": 1,
         "weights": "backup-1.weights.h5",
-        "seed_states": [],
-    }  # the model has no SeedGenerator
+        "sha256": checksums.sha256_of(weights),
+        "seed_states": [],  # the model has no SeedGenerator
+        "checksum": metadata["checksum"],
+    }
+    assert backup_files.read_manifest(tmp_path / "training_metadata.json") == metadata
 
 
 # --------------------------------------------------------------------------
@@ -335,7 +357,8 @@ def test_model_checkpoint_saves_the_lowest_term(tmp_path, checkpoint_class):
     )
     _fit_trends(checkpoint, epochs=4)
     # dip = 1, 0, 1, 4 at epochs 0..3 (files 01..04): best at 01, then 02.
-    assert sorted(os.listdir(tmp_path)) == ["best-01.weights.h5", "best-02.weights.h5"]
+    saved = sorted(name for name in os.listdir(tmp_path) if not name.endswith(".sha256"))
+    assert saved == ["best-01.weights.h5", "best-02.weights.h5"]
     assert checkpoint.best == 0.0
 
 

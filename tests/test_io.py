@@ -1,7 +1,9 @@
 """Tests for vtrain.io: atomic writes survive a crash between write and rename."""
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,3 +197,71 @@ def test_time_is_small(tmp_path):
     for i in range(20):
         vtrain_io.atomic_write_text(tmp_path / "a.txt", str(i))
     assert time.perf_counter() - start < 5
+
+
+def _full_disk(monkeypatch, free=2_000):
+    """Every write fails with ENOSPC when flushed; `free` bytes are reported free."""
+
+    def fsync(path):
+        if os.path.basename(path).startswith(".tmp-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(vtrain_io, "_fsync", fsync)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=free))
+
+
+def test_full_disk_keeps_the_previous_file_and_names_the_space(tmp_path, monkeypatch):
+    target = tmp_path / "results.json"
+    vtrain_io.atomic_write_json(target, {"epoch": 1})
+    _full_disk(monkeypatch)
+    text = {"epoch": 2, "notes": "x" * 5000}
+    with pytest.raises(vtrain_io.DiskFullError) as raised:
+        vtrain_io.atomic_write_json(target, text)
+    needed = len(json.dumps(text, indent=2, sort_keys=True)) + 1
+    assert raised.value.errno == errno.ENOSPC and raised.value.needed == needed
+    assert str(raised.value) == (
+        f"Cannot write '{target}': no space left on device. The file needs about "
+        f"5.0 kB ({needed:,} bytes); '{tmp_path}' has 2.0 kB (2,000 bytes) free. Nothing "
+        "was changed: the previous version of the file, if any, is intact. Free at "
+        "least 5.0 kB on that disk, then run again."
+    )
+    assert json.loads(target.read_text()) == {"epoch": 1}
+    assert _listing(tmp_path) == ["results.json"]
+
+
+def test_full_disk_while_keras_writes_reads_h5pys_message(tmp_path, monkeypatch):
+    # h5py reports ENOSPC as an OSError without errno, in its own words.
+    path = tmp_path / "backup.weights.h5"
+    model = _model(0)
+    vtrain_io.save_weights(model, path, checksum=True)
+    before = path.read_bytes()
+
+    def save_weights(self, filepath, overwrite=True):
+        with open(filepath, "wb") as f:
+            f.write(b"\x89HDF" + b"\0" * 300)
+        raise OSError(
+            "Unable to synchronously write data (file write failed: time = Mon Dec  1 "
+            "00:00:00 2026, filename = 'x', file descriptor = 5, errno = 28, error "
+            "message = 'No space left on device', buf = 0x1, total write size = 8)"
+        )
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    for hint in (0, 100_000):
+        with pytest.raises(vtrain_io.DiskFullError, match="no space left on device") as raised:
+            vtrain_io.save_weights(model, path, checksum=True, size_hint=hint)
+        # At least the previous version's size, or the caller's hint: more than
+        # the 304 bytes written before the failure.
+        assert raised.value.needed == max(hint, len(before))
+    assert path.read_bytes() == before and vtrain_io.checksums.verify(path)
+    assert _listing(tmp_path) == ["backup.weights.h5", "backup.weights.h5.sha256"]
+
+
+def test_other_write_errors_are_not_called_a_full_disk(tmp_path, monkeypatch):
+    def fsync(path):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(vtrain_io, "_fsync", fsync)
+    with pytest.raises(OSError) as raised:
+        vtrain_io.atomic_write_text(tmp_path / "a.txt", "x")
+    assert type(raised.value) is OSError and raised.value.errno == errno.EIO

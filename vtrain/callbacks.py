@@ -1,15 +1,18 @@
 """Callbacks: the epoch scheduler that `vtrain.Model.fit` adds itself, the
-NaN guard, and checkpoint callbacks that write atomically."""
+NaN guard, and checkpoint callbacks that write atomically, checksum what
+they write, and stop gracefully on a signal."""
 
-import json
 import os
+import sys
+import time
 import warnings
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
-from vtrain import _keras_compat
+from vtrain import _keras_compat, backup_files, checksums, distribute, preemption, training_state
 from vtrain import io as vtrain_io
 
 
@@ -153,8 +156,10 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     Same arguments and file names as Keras's. Each file is written to a
     temporary file and renamed over the target (`vtrain.io.atomic_path`),
-    so a kill mid-save leaves the previous checkpoint intact. A save is
-    skipped, with a warning, when the logs show a non-finite term or loss.
+    so a kill mid-save leaves the previous checkpoint intact, and its
+    sha256 is recorded next to it (`<file>.sha256`; check it with
+    `vtrain.checksums.verify` before loading). A save is skipped, with a
+    warning, when the logs show a non-finite term or loss.
 
     Example:
     >>> import numpy as np, keras, os, tempfile
@@ -164,8 +169,10 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     >>> path = os.path.join(directory.name, "model.keras")
     >>> _ = model.fit(np.ones((4, 2)), np.ones(4), epochs=2, verbose=0,
     ...               callbacks=[AtomicModelCheckpoint(path)])
-    >>> os.listdir(directory.name)
-    ['model.keras']
+    >>> sorted(os.listdir(directory.name))
+    ['model.keras', 'model.keras.sha256']
+    >>> checksums.verify(path) == checksums.sha256_of(path)
+    True
     >>> directory.cleanup()
     """
 
@@ -185,33 +192,55 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         if directory:
             os.makedirs(directory, exist_ok=True)
         if self.save_weights_only:
-            vtrain_io.save_weights(self.model, filepath)
+            vtrain_io.save_weights(self.model, filepath, checksum=True)
         else:
-            vtrain_io.save_model(self.model, filepath)
+            vtrain_io.save_model(self.model, filepath, checksum=True)
         if self.verbose > 0:
             _keras_compat.print_msg(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` whose backup a kill cannot corrupt.
+    """`keras.callbacks.BackupAndRestore` that a kill cannot corrupt, resumed exactly.
 
     Keras's version writes `latest.weights.h5` in place, then a separate
     `training_metadata.json`: a kill during the first leaves a truncated
-    file, and a kill between the two pairs new weights with the old epoch
-    (the resumed run repeats an epoch on top of it). Here each backup is a
-    new weights file, `backup-<n>.weights.h5`, written atomically; then
-    `training_metadata.json`, written atomically, names it together with
-    the epoch: that rename is the single commit point. Older weights files
-    are removed after it. A non-finite state is never backed up.
+    file, and a kill between the two pairs new weights with the old epoch.
+    Here each backup is a new weights file, `backup-<n>.weights.h5`, written
+    atomically; then a manifest, `training_metadata.json`, written
+    atomically, names it with its sha256 and the position: that rename is
+    the single commit point (`vtrain.backup_files`). The backup before it
+    is kept (`training_metadata.previous.json`): a resume checks the
+    newest backup's checksums and, if its files were truncated or altered
+    on disk, says so and resumes from the previous one. A non-finite state
+    is never backed up.
 
-    The backup also holds the state of every `keras.random.SeedGenerator`
-    of the model (dropout, embedding noise), which Keras's weights files
-    leave out: a resumed run draws the same noise as an uninterrupted one.
+    The backup also holds what Keras's weights files leave out
+    (`vtrain.training_state`): the state of every `keras.random.SeedGenerator`
+    (dropout, embedding noise) and, for a backup taken mid-epoch, the
+    metric variables, so a resumed run draws the same noise and logs the
+    same epoch means as an uninterrupted one.
 
-    Same arguments as Keras's, except `double_checkpoint` (unneeded: the
-    previous backup stays valid until the next commit). As in Keras, the
-    backup is taken at epoch ends (or every `save_freq` batches, in which
-    case a resumed run repeats that epoch from its first batch).
+    Mid-epoch backups (`save_freq=<batches>`, or on a signal) resume at the
+    next batch when the training data is `resumable(dataset)`: the resumed
+    epoch trains only its remaining batches, in the same order, and ends
+    where the uninterrupted epoch would. (Without it, as in Keras, the
+    epoch is trained again from its first batch, with a warning.)
+
+    Args:
+        backup_dir: the backup folder (created; removed when `fit` ends if
+            `delete_checkpoint`).
+        save_freq: `"epoch"`, or a number of batches between backups.
+        delete_checkpoint: remove `backup_dir` when `fit` returns.
+        save_on_signals: signal numbers (e.g. `signal.SIGTERM,
+            signal.SIGINT`) that stop training gracefully: the step in
+            progress finishes, a backup is written (at the epoch end if the
+            signal came in the epoch's last batch or its validation) and
+            `vtrain.preemption.Preempted` is raised, after printing one line
+            to stderr; uncaught, the process exits with 128 + the signal
+            number (143 for SIGTERM, 130 for SIGINT). A second signal acts
+            at once. Ignored, with a warning, outside the main thread and
+            under a multi-worker strategy (a worker cannot save alone: see
+            docs/reliability.md).
 
     Example:
     >>> import numpy as np, keras, os, tempfile
@@ -221,8 +250,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     >>> backup = AtomicBackupAndRestore(directory.name, delete_checkpoint=False)
     >>> _ = model.fit(np.ones((4, 2)), np.ones(4), epochs=2, verbose=0,
     ...               callbacks=[backup])
-    >>> sorted(os.listdir(directory.name))
-    ['backup-2.weights.h5', 'training_metadata.json']
+    >>> sorted(os.listdir(directory.name))  # doctest: +NORMALIZE_WHITESPACE
+    ['backup-1.weights.h5', 'backup-2.weights.h5', 'training_metadata.json',
+     'training_metadata.previous.json']
     >>> history = model.fit(np.ones((4, 2)), np.ones(4), epochs=3, verbose=0,
     ...                     callbacks=[backup])
     >>> len(history.history["loss"])  # epochs 0 and 1 were restored
@@ -230,52 +260,215 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     >>> directory.cleanup()
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, save_on_signals=()):
         super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        self.save_on_signals = tuple(save_on_signals)
+        self._signals = preemption.SignalFlag(self.save_on_signals)
+        self._skip = None  # tf.Variable of `resumable` datasets: batches to skip
+        self._manifest = None  # the newest intact backup: restored or written
+        self._resume = None  # (epoch, batches_done) of a mid-epoch restore
+        self._epoch, self._offset, self._stopped_early = 0, 0, False
+
+    def resumable(self, dataset):
+        """`dataset` (a `tf.data.Dataset` of batches) able to resume in mid-epoch.
+
+        Each pass yields the same batches as `dataset`, except the first
+        pass after a restore of a mid-epoch backup, which starts at the
+        batch after the backup's (then wraps around: `fit` is stopped
+        before it reaches those). The dataset's number of batches must be
+        known, and a pass must give the same batches whenever it is made
+        (a function of the epoch, not of how many passes came before, e.g.
+        no `shuffle(reshuffle_each_iteration=True)`), or the resumed epoch
+        is another one.
+
+        Example:
+        >>> import tensorflow as tf
+        >>> backup = AtomicBackupAndRestore("unused")
+        >>> data = backup.resumable(tf.data.Dataset.range(5).batch(2))
+        >>> [batch.tolist() for batch in data.as_numpy_iterator()]
+        [[0, 1], [2, 3], [4]]
+        >>> _ = backup._skip.assign(1)  # as after a backup of batch 1
+        >>> [batch.tolist() for batch in data.as_numpy_iterator()]
+        [[2, 3], [4], [0, 1]]
+        """
+        batches = int(dataset.cardinality())
+        if batches < 1:
+            length = {-2: "unknown", -1: "infinite"}.get(batches, "no")
+            raise ValueError(
+                f"Cannot make the dataset resumable: received a dataset of {length} "
+                "length. Expected a finite number of batches that tf.data knows "
+                "(e.g. from_tensor_slices(...).batch(n)); apply "
+                "tf.data.experimental.assert_cardinality(n) if you know it."
+            )
+        if self._skip is None:
+            self._skip = tf.Variable(0, dtype=tf.int64, trainable=False)
+        skip = self._skip
+
+        def one_pass(_):
+            return dataset.repeat(2).skip(skip).take(batches)
+
+        return (
+            tf.data.Dataset.from_tensors(0)
+            .flat_map(one_pass)
+            .apply(tf.data.experimental.assert_cardinality(batches))
+        )
 
     def on_train_begin(self, logs=None):
         self._load_model()
+        self._stopped_early = False
+        if not self.save_on_signals:
+            return
+        if _keras_compat.in_multi_worker_mode(self.model.distribute_strategy):
+            warnings.warn(
+                "AtomicBackupAndRestore: save_on_signals is ignored under a multi-worker "
+                "strategy: a worker cannot save alone while the others wait in the next "
+                "step. A killed worker resumes from the last epoch-end backup.",
+                stacklevel=2,
+            )
+        elif not self._signals.install():
+            warnings.warn(
+                "AtomicBackupAndRestore: save_on_signals is ignored: signal handlers "
+                "can only be installed in the main thread. Call fit in the main thread.",
+                stacklevel=2,
+            )
 
     def _load_model(self):
-        metadata = self._read_metadata()
-        if metadata is None:
+        manifest, problems = backup_files.newest_intact(self.backup_dir)
+        if _keras_compat.in_multi_worker_mode(self.model.distribute_strategy):
+            manifest = self._agree_across_workers(manifest)
+        self._manifest, self._resume = manifest, None
+        if manifest is None:
+            if problems:
+                raise checksums.CorruptFileError(
+                    self.backup_dir,
+                    "no intact backup is left to resume from",
+                    " ".join(str(problem) for problem in problems)
+                    + " Remove the folder to train again from the first epoch, or "
+                    "restore its files from a copy.",
+                )
+            self._set_skip(0)
             return
+        for problem in problems:
+            warnings.warn(
+                f"AtomicBackupAndRestore: {problem} Resuming from the backup before it, "
+                f"{manifest['weights']} ({_position(manifest)}).",
+                stacklevel=2,
+            )
         if not self.model.built:
             raise ValueError(
-                f"AtomicBackupAndRestore found a backup in {self.backup_dir!r} "
+                f"AtomicBackupAndRestore found a backup in {os.fspath(self.backup_dir)!r} "
                 f"but the model {self.model.name!r} is not built, so its "
                 "weights cannot be restored. Build it first, e.g. by calling "
                 "it on a batch of data, before fit()."
             )
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
-        set_seed_states(self.model, metadata.get("seed_states", []))
-        _keras_compat.set_initial_epoch(self.model, metadata["epoch"])
+        self.model.load_weights(os.path.join(self.backup_dir, manifest["weights"]))
+        training_state.set_seed_states(self.model, manifest.get("seed_states", []))
+        _keras_compat.set_initial_epoch(self.model, manifest["epoch"])
+        batches_done = manifest.get("batches_done", 0)
+        if batches_done and self._skip is None:
+            warnings.warn(
+                f"AtomicBackupAndRestore: the backup in {os.fspath(self.backup_dir)!r} was taken "
+                f"{_position(manifest)}, but the training data is not "
+                "backup.resumable(dataset): that epoch is trained again from its first "
+                "batch, on weights that already saw some of it. Pass "
+                "backup.resumable(dataset) to fit to resume at the next batch.",
+                stacklevel=2,
+            )
+        elif batches_done:
+            self._resume = (manifest["epoch"], batches_done)
+        self._set_skip(batches_done if self._resume else 0)
 
-    def _read_metadata(self):
-        if not os.path.exists(self._training_metadata_path):
-            return None
-        with open(self._training_metadata_path) as f:
-            text = f.read()
-        try:
-            metadata = json.loads(text)
-            if not isinstance(metadata.get("epoch"), int) or not isinstance(
-                metadata.get("weights"), str
-            ):
-                raise ValueError("missing 'epoch' (int) or 'weights' (str)")
-        except ValueError as error:
-            raise ValueError(
-                f"Cannot resume from {self._training_metadata_path!r}: {error}. "
-                f"Received {text[:200]!r}; expected JSON like "
-                '{"epoch": 3, "batch": 0, "weights": "backup-3.weights.h5"} '
-                "as AtomicBackupAndRestore writes it (a Keras BackupAndRestore "
-                "backup has no 'weights' entry). Remove the directory to start "
-                "afresh."
-            ) from None
-        return metadata
+    def _agree_across_workers(self, manifest):
+        """The backup every worker has at the earliest of their newest positions.
 
-    def _save_model(self):
+        Each worker backs up into its own folder; a kill between two
+        workers' commits leaves one a backup ahead, and a cluster whose
+        workers resume at different epochs trains on mismatched batches.
+        The one ahead resumes from its previous backup instead.
+        """
+        codes = distribute.gather_integers(
+            self.model.distribute_strategy, _position_code(backup_files.position(manifest))
+        )
+        target = min(codes)
+        if _position_code(backup_files.position(manifest)) == target:
+            return manifest
+        if target == 0:
+            return None  # a worker has no backup: all start afresh
+        for candidate in backup_files.all_intact(self.backup_dir)[0]:
+            if _position_code(backup_files.position(candidate)) == target:
+                warnings.warn(
+                    f"AtomicBackupAndRestore: another worker's newest backup is older "
+                    f"than this one's ({_position(manifest)}); resuming with it from "
+                    f"{candidate['weights']} ({_position(candidate)}).",
+                    stacklevel=2,
+                )
+                return candidate
+        raise checksums.CorruptFileError(
+            self.backup_dir,
+            f"the workers' newest backups are at different positions "
+            f"({sorted({_decode(code) for code in codes})} as (epoch, batches done)) and "
+            f"this worker has no backup at the earliest, {_decode(target)}",
+            "Remove every worker's backup folder to train again from the first epoch.",
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._offset = epoch, 0
+        if self._resume is not None and self._resume[0] == epoch:
+            self._offset = self._resume[1]
+            training_state.set_metric_states(self.model, self._manifest.get("metrics", []))
+        else:
+            self._set_skip(0)
+        self._resume = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_logs = logs
+        done = self._offset + batch + 1
+        steps = (self.params or {}).get("steps")
+        # The epoch's last batch: its end-of-epoch backup follows.
+        last = steps is not None and done >= steps
+        periodic = self._should_save_on_batch(batch)
+        signalled = self._signals.received is not None
+        if (periodic or signalled) and not last:
+            start = time.monotonic()
+            saved = self._save(self._epoch, done)
+            if signalled:
+                self._preempt(self._epoch, done, saved, time.monotonic() - start)
+        if self._offset and last:
+            # A resumed epoch ends after its remaining batches; `resumable`
+            # data would wrap around to its first ones.
+            self.model.stop_training = True
+            self._stopped_early = True
+
+    def on_test_begin(self, logs=None):
+        self._continue_after_resumed_epoch()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._continue_after_resumed_epoch()
+        self._last_logs = logs
+        self._current_epoch, self._last_batch_seen = epoch + 1, 0
+        start, saved = time.monotonic(), False
+        signalled = self._signals.received is not None
+        if self.save_freq == "epoch" or signalled:
+            saved = self._save(epoch + 1, 0)
+        if signalled:
+            self._preempt(epoch + 1, 0, saved, time.monotonic() - start)
+
+    def on_train_end(self, logs=None):
+        self._signals.uninstall()
+        super().on_train_end(logs)
+
+    def _continue_after_resumed_epoch(self):
+        if self._stopped_early:
+            self.model.stop_training = self._stopped_early = False
+
+    def _set_skip(self, batches):
+        if self._skip is not None:
+            self._skip.assign(batches)
+
+    def _save(self, epoch, batches_done):
+        """Commits a backup at (epoch, batches_done); False if the state is not finite."""
         bad = first_non_finite(getattr(self, "_last_logs", None), monitored_terms(self.model))
         if bad is not None:
             warnings.warn(
@@ -283,75 +476,60 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 f"{bad[1]}. The last backup is kept.",
                 stacklevel=2,
             )
-            return
-        os.makedirs(self.backup_dir, exist_ok=True)
-        previous = self._read_metadata()
-        number = 1 if previous is None else _backup_number(previous["weights"]) + 1
-        weights = f"backup-{number}.weights.h5"
-        vtrain_io.save_weights(self.model, os.path.join(self.backup_dir, weights))
-        vtrain_io.atomic_write_json(
-            self._training_metadata_path,
-            {
-                "epoch": self._current_epoch,
-                "batch": self._last_batch_seen,
-                "weights": weights,
-                "seed_states": seed_states(self.model),
-            },
+            return False
+        state = {
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "seed_states": training_state.seed_states(self.model),
+        }
+        if batches_done:
+            state["metrics"] = training_state.metric_states(self.model)
+        self._manifest = backup_files.commit(
+            self.backup_dir,
+            state,
+            lambda path, size_hint: vtrain_io.save_weights(self.model, path, size_hint=size_hint),
+            previous=self._manifest,
         )
-        for name in os.listdir(self.backup_dir):
-            if name.startswith("backup-") and name.endswith(".weights.h5") and name != weights:
-                os.remove(os.path.join(self.backup_dir, name))
+        return True
 
-    def on_epoch_end(self, epoch, logs=None):
-        self._last_logs = logs
-        super().on_epoch_end(epoch, logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._last_logs = logs
-        super().on_train_batch_end(batch, logs)
-
-
-def seed_states(model):
-    """`[[path, [int, ...]], ...]`: the state of each `SeedGenerator` of `model`.
-
-    They are the model's `variables` that are not `weights`; JSON-ready.
-
-    Example:
-    >>> import keras
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=7)])
-    >>> [state for path, state in seed_states(model)]
-    [[7, 0]]
-    """
-    return [[v.path, np.asarray(v).tolist()] for v in _seed_variables(model)]
-
-
-def set_seed_states(model, states):
-    """Restores `seed_states(model)`'s output into `model` (same layers, same order).
-
-    Example:
-    >>> import keras
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=7)])
-    >>> (path, state), = seed_states(model)
-    >>> set_seed_states(model, [[path, [7, 3]]])
-    >>> seed_states(model)[0][1]
-    [7, 3]
-    """
-    current = seed_states(model)
-    if [path for path, _ in current] != [path for path, _ in states]:
-        raise ValueError(
-            "Cannot restore the random seed states: received states for "
-            f"{[path for path, _ in states]}, expected {[path for path, _ in current]} "
-            "(the model's SeedGenerators, in order). The backup is of another "
-            "model: remove it to start afresh."
+    def _preempt(self, epoch, batches_done, saved, seconds):
+        signum = self._signals.received
+        self._signals.uninstall(redeliver=False)
+        where = {"epoch": epoch, "batches_done": batches_done}
+        kept = (
+            f"the training state ({_position(where)}) is saved in {os.fspath(self.backup_dir)!r} "
+            f"({seconds:.2f} s)"
+            if saved
+            else f"the last backup in {os.fspath(self.backup_dir)!r} is kept (this state is not finite)"
         )
-    for variable, (_, value) in zip(_seed_variables(model), states):
-        variable.assign(np.asarray(value, dtype=variable.dtype))
+        message = (
+            f"Preempted: received {preemption.signal_name(signum)}; {kept}. Run the "
+            f"same training again to resume from there (exit status "
+            f"{preemption.exit_code(signum)})."
+        )
+        print(message, file=sys.stderr, flush=True)
+        raise preemption.Preempted(signum, message, epoch=epoch, batches_done=batches_done)
 
 
-def _seed_variables(model):
-    """The model's `variables` that are not `weights`: its SeedGenerators' states."""
-    weights = {id(v) for v in model.weights}
-    return [v for v in model.variables if id(v) not in weights]
+def _position_code(position):
+    """`(epoch, batches_done)` as one integer that sorts the same way."""
+    return position[0] * 2**32 + position[1]
+
+
+def _decode(code):
+    return (code // 2**32, code % 2**32)
+
+
+def _position(manifest):
+    """'after batch 3 of epoch 2' / 'at the end of epoch 1' (1-based)."""
+    epoch, done = manifest["epoch"], manifest.get("batches_done", 0)
+    if done:
+        return f"after batch {done} of epoch {epoch + 1}"
+    return f"at the end of epoch {epoch}" if epoch else "before the first epoch"
+
+
+seed_states = training_state.seed_states
+set_seed_states = training_state.set_seed_states
 
 
 def monitored_terms(model, validation=False):
@@ -394,10 +572,3 @@ def _optimizer_step(model):
     if optimizer is None:
         return None
     return int(ops.convert_to_numpy(optimizer.iterations))
-
-
-def _backup_number(name):
-    try:
-        return int(name[len("backup-") : -len(".weights.h5")])
-    except ValueError:
-        return 0

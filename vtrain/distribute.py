@@ -314,3 +314,20 @@ def _is_address(value):
         return False
     host, _, port = value.rpartition(":")
     return bool(host) and port.isdigit()
+
+
+def gather_integers(strategy, value):
+    """Every replica's `value` (a Python int), in replica order: a collective.
+
+    Called eagerly by every worker at the same point (e.g. a callback's
+    `on_train_begin`); under a one-replica strategy it returns `[value]`.
+
+    Example:
+    >>> gather_integers(tf.distribute.get_strategy(), 7)
+    [7]
+    """
+    if strategy.num_replicas_in_sync == 1:
+        return [int(value)]
+    local = tf.constant([int(value)], tf.int64)
+    per_replica = strategy.run(lambda: tf.identity(local))
+    return [int(v) for v in strategy.gather(per_replica, axis=0).numpy()]

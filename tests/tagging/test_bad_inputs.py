@@ -201,6 +201,39 @@ def test_threshold_not_finite(config, tmp_path, threshold):
     )
 
 
+# Found by the override fuzz test (test_config_fuzz.py): each passed the
+# checks before, then trained NaN or stopped in a NumPy traceback.
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("train.learning_rate", math.nan, "a positive finite number."),
+        ("train.learning_rate", math.inf, "a positive finite number."),
+        ("train.weight_decay_scale", math.nan, "a finite number >= 0 (0 turns the KL term off)."),
+        ("seed", -1, "an integer from 0 to 2**32 - 1 (NumPy's seed range)."),
+        ("seed", 2**32, "an integer from 0 to 2**32 - 1 (NumPy's seed range)."),
+        (
+            "train.learning_rate_multipliers.log_alpha",
+            math.nan,
+            "a positive finite factor on the learning rate (1 = none).",
+        ),
+        (
+            "train.learning_rate_multipliers.log_alpha",
+            -2.0,
+            "a positive finite factor on the learning rate (1 = none).",
+        ),
+    ],
+)
+def test_non_finite_numbers_and_seeds_out_of_range(config, tmp_path, field, value, expected):
+    section = config
+    *path, name = field.split(".")
+    for key in path:
+        section = section[key]
+    section[name] = value
+    assert fails(config, tmp_path / "run") == (
+        f"Invalid value for --config.{field}: received {value!r}. Expected {expected}"
+    )
+
+
 def test_misspelled_strategy(config, tmp_path):
     config.strategy = "mirored"
     assert fails(config, tmp_path / "run") == (
@@ -284,8 +317,20 @@ def test_workdir_inside_a_read_only_folder_simulated(config, tmp_path, monkeypat
             'mean "num_epochs" instead of "num_epoch"? Configs are locked: an override '
             "cannot add a field; fix its name.",
         ),
+        (  # found by test_config_fuzz.py: a KeyError traceback before
+            "--config.trian.num_epochs=3",
+            "Error: unknown config field in --config.trian.num_epochs: 'trian'. Did you "
+            'mean "train" instead of "trian"? Configs are locked: an override cannot add a '
+            "field; fix its name.",
+        ),
+        (  # found by test_config_fuzz.py: a ValueError traceback before
+            "--config.train.num-epochs=3",
+            "Error: invalid config field name in --config.train.num-epochs: 'num-epochs' is "
+            "not a Python name. Expected a dotted path of the config's field names (letters, "
+            "digits and _), e.g. --config.train.num_epochs=3.",
+        ),
     ],
-    ids=["wrong type", "unknown key"],
+    ids=["wrong type", "unknown key", "misspelt section", "not a field path"],
 )
 def test_bad_override(tmp_path, override, message):
     process = runs.launch(f"--config={runs.TINY}", override, f"--workdir={tmp_path / 'run'}")

@@ -1,14 +1,12 @@
 """Kill and resume: a run SIGKILLed mid-epoch and restarted ends exactly like an uninterrupted one."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 import zipfile
 
-import h5py
 import pytest
 
 from tests import runs
@@ -51,34 +49,6 @@ def wait_for_second_epoch(process, workdir, log_path, timeout=240):
     pytest.fail(f"epoch 2 did not start within {timeout} s: {log_path.read_text()[-3000:]}")
 
 
-def assert_every_file_loads(workdir):
-    """Each file a kill can leave under its real name parses (temporaries aside)."""
-    for name in runs.files_under(workdir):
-        path = workdir / name
-        if os.path.basename(name).startswith(".tmp-") or "tensorboard" in name:
-            continue
-        if name.startswith("serving/"):  # the SavedModel, loaded whole below
-            continue
-        if name.endswith(".json"):
-            json.loads(path.read_text())
-        elif name.endswith(".keras"):
-            assert runs.keras_weights(path)
-        elif name.endswith(".h5"):
-            with h5py.File(path, "r") as file:
-                assert list(file.keys())
-        elif name.endswith(".md"):
-            assert path.read_text(encoding="utf-8")
-        elif name.endswith(".png"):  # complete: signature first, IEND chunk last
-            data = path.read_bytes()
-            assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[-12:-4] == b"\0\0\0\0IEND"
-        else:
-            pytest.fail(f"unexpected file {name}")
-    if (workdir / "serving").is_dir():
-        import tensorflow as tf
-
-        assert "serve" in tf.saved_model.load(str(workdir / "serving")).signatures
-
-
 @pytest.mark.slow
 def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
     whole = tmp_path / "whole"
@@ -93,9 +63,9 @@ def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
     backup = json.loads((resumed / "backup" / "training_metadata.json").read_text())
-    assert backup["epoch"] == 1  # killed before epoch 2 ended: mid-epoch
+    assert (backup["epoch"], backup["batches_done"]) == (1, 0)  # killed before epoch 2 ended
     assert not (resumed / "results.json").exists()
-    assert_every_file_loads(resumed)
+    runs.assert_every_file_loads(resumed)
 
     process = runs.launch(*ARGS, f"--workdir={resumed}")
     assert process.returncode == 0, process.stderr[-3000:]
@@ -109,7 +79,7 @@ def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
     for name, value in weights[0].items():
         assert (weights[1][name] == value).all(), name
     assert not [name for name in runs.files_under(resumed) if ".tmp-" in name]
-    assert_every_file_loads(resumed)
+    runs.assert_every_file_loads(resumed)
 
 
 def test_a_truncated_keras_file_is_what_the_load_check_catches(tmp_path):

@@ -220,6 +220,22 @@ BAD_LINES = {
         b'{"text": "web", "tags": ["x"]}\n',
         "line 1: received a field 'tags', which the output writes itself.",
     ),
+    # Found by test_suggest_fuzz.py: tracebacks, or output that is not JSON.
+    "surrogate": (
+        b'{"text": "caf\\ud800"}\n',
+        "line 1: received an unpaired surrogate escape (\\ud800), which is not Unicode "
+        "text. Expected one JSON object per line",
+    ),
+    "nan": (
+        b'{"text": "web", "id": NaN}\n',
+        "line 1: received the number NaN, which JSON output cannot hold (no NaN or "
+        "infinity; larger than a double).",
+    ),
+    "overflow": (b'{"text": "web", "rank": 1e999}\n', "line 1: received the number 1e999,"),
+    "deep": (
+        b"[" * 50_000 + b"]" * 50_000 + b"\n",
+        "line 1: received JSON nested too deeply to read (thousands of levels of [ or {).",
+    ),
 }
 
 
@@ -236,6 +252,16 @@ def test_bad_input_lines_fail_with_line_and_fix_and_write_nothing(
     assert error.startswith(f"Invalid input in '{source}' {message}"), error
     assert output.read_text() == "previous\n"  # untouched
     assert runs.files_under(tmp_path) == ["in.jsonl", "out.jsonl"]
+
+
+def test_a_byte_order_mark_is_skipped_and_unicode_line_breaks_are_escaped(tfidf_run, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes('\ufeff{"id": "a\u2028b", "text": "web server"}\n'.encode())
+    output = tmp_path / "out.jsonl"
+    assert run(f"--workdir={tfidf_run}", f"--input={source}", f"--output={output}") == 0
+    text = output.read_text(encoding="utf-8")
+    assert text.splitlines() == text.split("\n")[:-1]  # one object, one line for any reader
+    assert json.loads(text)["id"] == "a\u2028b"
 
 
 def test_missing_run_folder(tmp_path, capsys):

@@ -209,7 +209,7 @@ def test_a_different_config_does_not_resume_a_workdir(tmp_path):
         ("data.batch_size", 0, "an integer >= 1"),
         ("data.max_vocabulary_size", -1, "an integer >= 0"),
         ("train.num_epochs", -1, "an integer >= 1"),
-        ("train.learning_rate", 0.0, "a positive number"),
+        ("train.learning_rate", 0.0, "a positive finite number"),
         ("train.learning_rate_decay", 1.5, "a factor in (0, 1]"),
     ],
 )

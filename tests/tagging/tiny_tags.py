@@ -67,3 +67,25 @@ def cnn_config(path):
     model.num_filters = 4
     config.model = model
     return config
+
+
+def write_noisy(path, count=8000, seed=0):
+    """`count` examples over 16 tags with shared and stray words, 2-4 tags each.
+
+    Harder than `write`: validation F1@3 keeps rising for several epochs at
+    a small learning rate, so a run's best epoch is its last.
+    """
+    rng = random.Random(seed)
+    tags = [f"area::t{i}" for i in range(16)]
+    words = {tag: [f"w{i}_{j}" for j in range(12)] for i, tag in enumerate(tags)}
+    common = [f"c{j}" for j in range(60)]
+    lines = []
+    for i in range(count):
+        chosen = sorted(rng.sample(tags, rng.choice([2, 3, 4])))
+        text = [rng.choice(words[tag]) for tag in chosen for _ in range(2)]
+        text += [rng.choice(words[rng.choice(tags)]) for _ in range(3)]
+        text += [rng.choice(common) for _ in range(6)]
+        rng.shuffle(text)
+        lines.append(json.dumps({"id": f"p{i}", "text": " ".join(text), "tags": chosen}))
+    path.write_text("\n".join(lines) + "\n")
+    return path

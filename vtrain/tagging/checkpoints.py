@@ -1,4 +1,4 @@
-"""The best-model checkpoint of a run, which survives restarts.
+"""The best-model checkpoint of a run, which survives restarts and is checked on resume.
 
 >>> import os, tempfile
 >>> path = os.path.join(tempfile.mkdtemp(), "best.json")
@@ -10,12 +10,17 @@
 import json
 import os
 
-from vtrain import callbacks
+from vtrain import callbacks, checksums
 from vtrain import io as vtrain_io
 
 
-def read_json(path):
+def read_json(path, fix="Restore it from a copy, or train into a new --workdir."):
     """The JSON value in `path`, or None if the file does not exist.
+
+    Raises:
+        vtrain.checksums.CorruptFileError: the file is not valid UTF-8
+            JSON (vtrain writes its files atomically, so it was changed
+            afterwards); the message ends with `fix`.
 
     Example:
     >>> read_json("no/such/file.json") is None
@@ -23,8 +28,17 @@ def read_json(path):
     """
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise checksums.CorruptFileError(
+            path,
+            f"it is not valid JSON ({error}; it starts with {data[:60]!r}), though "
+            "it was written whole",
+            fix,
+        ) from None
 
 
 class BestCheckpoint(callbacks.AtomicModelCheckpoint):
@@ -57,7 +71,15 @@ class BestCheckpoint(callbacks.AtomicModelCheckpoint):
 
     def __init__(self, filepath, monitor, state_path=None, mode="max", verbose=0):
         self.state_path = state_path or os.path.splitext(filepath)[0] + ".json"
-        state = read_json(self.state_path)
+        lost = (
+            f"No intact copy of the best model is left. To continue without it, remove "
+            f"{filepath!r}, its .sha256 and {self.state_path!r} (training resumes from "
+            "its backup, and the best is chosen among the epochs still to train), or "
+            "restore them from a copy, or train again into a new workdir."
+        )
+        state = read_json(self.state_path, fix=lost)
+        if state is not None and state.get("best") is not None:
+            verify_best(filepath, fix=lost)
         if state is not None and state.get("monitor") != monitor:
             raise ValueError(
                 f"The checkpoint state {self.state_path!r} tracks "
@@ -96,3 +118,28 @@ class BestCheckpoint(callbacks.AtomicModelCheckpoint):
                 "finished": self.finished,
             },
         )
+
+
+def verify_best(path, fix=""):
+    """Checks the best checkpoint at `path` against its recorded sha256 before it is loaded.
+
+    Raises:
+        vtrain.checksums.CorruptFileError: it is missing, or truncated or
+            altered since it was written (the message ends with `fix`).
+
+    Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "best.keras")
+    >>> verify_best(path)
+    Traceback (most recent call last):
+    ...
+    vtrain.checksums.CorruptFileError: Corrupt state on disk: '...best.keras': it is missing, but the run recorded a best checkpoint.
+    """
+    if not os.path.isfile(path):
+        raise checksums.CorruptFileError(
+            path, "it is missing, but the run recorded a best checkpoint", fix
+        )
+    try:
+        checksums.verify(path)
+    except checksums.CorruptFileError as error:
+        raise checksums.CorruptFileError(path, error.reason, fix) from None

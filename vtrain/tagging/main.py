@@ -22,6 +22,9 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from vtrain.callbacks import NonFiniteLossError
+from vtrain.checksums import CorruptFileError
+from vtrain.io import DiskFullError
+from vtrain.preemption import Preempted
 from vtrain.tagging import configs, flag_parsing, train
 from vtrain.tagging.data.loaders import DataError
 from vtrain.tagging.flag_parsing import parse_flags, shipped_configs  # noqa: F401  (vtrain.main's names)
@@ -77,8 +80,11 @@ def _new_workdir():
 def main(argv):
     """Runs `train.train_and_evaluate(--config, --workdir)` (or `train_and_compare`).
 
-    A config error, a malformed data file or a non-finite loss exits 1 with
-    its message (no traceback).
+    A config error, a malformed data file, a non-finite loss, a full disk
+    or a corrupt state file exits 1 with its message (no traceback).
+    SIGTERM or Ctrl-C during training backs up the state at the next batch
+    end and exits 128 + the signal's number (143, 130) after one line
+    saying where; the same command resumes it.
     """
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -90,7 +96,15 @@ def main(argv):
             train.train_and_evaluate(_CONFIG.value, workdir)
         else:
             train.train_and_compare(_CONFIG.value, _BASELINE.value, workdir)
-    except (train.ConfigError, DataError, NonFiniteLossError) as error:
+    except Preempted as preempted:  # its one line is printed already
+        sys.exit(preempted.code)
+    except (
+        train.ConfigError,
+        DataError,
+        NonFiniteLossError,
+        DiskFullError,
+        CorruptFileError,
+    ) as error:
         sys.exit(f"Error: {error}")
 
 

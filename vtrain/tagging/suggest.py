@@ -30,7 +30,9 @@ is written; a file output is written atomically (stdout is streamed).
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -109,9 +111,7 @@ def suggest_file(workdir, input_path, output_path, k=None, threshold=None):
             batch, suggestions(scores, tagger.tags, k=k, threshold=threshold, logits=logits)
         ):
             fields = {name: value for name, value in record.items() if name != "text"}
-            lines.append(
-                json.dumps({**fields, "tags": tags, "scores": values}, ensure_ascii=False) + "\n"
-            )
+            lines.append(_json_line({**fields, "tags": tags, "scores": values}))
     text = "".join(lines)
     if output_path == "-":
         sys.stdout.write(text)
@@ -232,8 +232,11 @@ def read_records(path):
 
     Raises:
         SuggestError: the file is missing, or a line is empty, not UTF-8,
-            not a JSON object, has no string `text`, or has a field the
-            output writes (`tags`, `scores`).
+            not JSON (or nested thousands deep), not a JSON object, has no
+            string `text`, has a field the output writes (`tags`,
+            `scores`), a NaN, an infinity or a number beyond a double
+            (JSON output cannot hold them), or an unpaired surrogate escape
+            (not Unicode text).
     """
     name = "stdin" if path == "-" else repr(path)
     if path == "-":
@@ -278,18 +281,38 @@ def _record(raw, number, name):
             f"{error.start + 1}: {raw[error.start : error.start + 1]!r}). Expected UTF-8 "
             "text. Re-encode the file, e.g. `iconv -f latin1 -t utf-8`."
         ) from None
+    if number == 1 and line.startswith("\ufeff"):
+        line = line[1:]  # the byte-order mark some editors write
     if not line.strip():
         raise SuggestError(
             f"{where}: received an empty line. {_EXPECTED} Remove the empty line (each "
             "output line answers one input line)."
         )
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_constant=_not_json, parse_float=_finite)
     except json.JSONDecodeError as error:
         raise SuggestError(
             f"{where}: received malformed JSON ({error.msg} at column "
             f"{error.colno}). {_EXPECTED} Fix the line."
         ) from None
+    except RecursionError:
+        raise SuggestError(
+            f"{where}: received JSON nested too deeply to read (thousands of levels of [ "
+            f"or {{). {_EXPECTED} Flatten the line."
+        ) from None
+    except _NotJsonNumber as error:
+        raise SuggestError(
+            f"{where}: received the number {error.args[0]}, which JSON output cannot "
+            f"hold (no NaN or infinity; larger than a double). {_EXPECTED} Write it as a "
+            'string (e.g. "1e999") or as a number that fits.'
+        ) from None
+    surrogate = _unpaired_surrogate(record)
+    if surrogate is not None:
+        raise SuggestError(
+            f"{where}: received an unpaired surrogate escape (\\u{ord(surrogate):04x}), "
+            f"which is not Unicode text. {_EXPECTED} Fix the \\u escape: a surrogate "
+            "comes in pairs (e.g. \\ud83d\\ude00), or write the character itself."
+        )
     if not isinstance(record, dict):
         raise SuggestError(
             f"{where}: received a JSON {_json_type(record)}, not an object. {_EXPECTED} "
@@ -314,6 +337,59 @@ def _record(raw, number, name):
                 f"rename it, e.g. `jq -c 'del(.tags, .scores)'`."
             )
     return record
+
+
+# Characters other than "\n" that some readers (Python's str.splitlines) end
+# a line at; JSON allows them raw in strings, so they are written escaped.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _json_line(value):
+    """`value` as one line of JSON, UTF-8 kept, Unicode line breaks escaped.
+
+    Example:
+    >>> _json_line({"id": "a\u2028b", "tags": ["é"]})
+    '{"id": "a\\\\u2028b", "tags": ["é"]}\\n'
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    for character, escape in _LINE_BREAKS.items():
+        text = text.replace(character, escape)
+    return text + "\n"
+
+
+class _NotJsonNumber(ValueError):
+    """NaN, Infinity or a float that overflows: Python reads them, JSON has none."""
+
+
+def _not_json(constant):
+    raise _NotJsonNumber(constant)
+
+
+def _finite(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJsonNumber(text)
+    return value
+
+
+def _unpaired_surrogate(value):
+    """The first unpaired surrogate in any string (key or value) of `value`, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            match = _SURROGATE.search(item)
+            if match:
+                return match.group()
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_type(value):

@@ -8,14 +8,17 @@ evaluates on the test split and writes `WORKDIR/results.json`.
 Workdir layout::
 
     WORKDIR/config.json               the config of the run (a re-run must match)
-    WORKDIR/backup/                   AtomicBackupAndRestore state, deleted when fit ends
+    WORKDIR/backup/                   AtomicBackupAndRestore state (two backups, with
+                                      sha256s), deleted when fit ends
     WORKDIR/checkpoints/best.keras    the model at its best validation F1@3
+    WORKDIR/checkpoints/best.keras.sha256   its checksum, checked before it is loaded
     WORKDIR/checkpoints/best.json     that F1@3 and its epoch (0-based)
     WORKDIR/tensorboard/{train,validation}/   epoch logs
     WORKDIR/results.json              test metrics; present = the run is finished
 
 Re-running into the same workdir resumes an interrupted run from its last
-finished epoch, and only prints the results of a finished one.
+backup (an epoch end, or the batch where SIGTERM / Ctrl-C stopped it), and
+only prints the results of a finished one.
 """
 
 import difflib
@@ -23,6 +26,7 @@ import inspect
 import json
 import math
 import os
+import signal
 import time
 
 import keras
@@ -90,11 +94,20 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
             model cannot be built from it), or differs from the one the
             workdir was started with.
         vtrain.tagging.data.loaders.DataError: the data file is missing or malformed.
+        vtrain.preemption.Preempted: SIGTERM or SIGINT during training; the
+            state is backed up at the next batch end, and a re-run resumes it.
+        vtrain.io.DiskFullError: a checkpoint, backup or results write ran out
+            of space; the previous files are intact, and a re-run resumes.
+        vtrain.checksums.CorruptFileError: a backup, checkpoint or JSON state
+            file was truncated or altered on disk and no intact one is left.
     """
     start = time.monotonic()
     workdir = os.path.abspath(workdir)
     results_path = os.path.join(workdir, "results.json")
-    results = checkpoints.read_json(results_path)
+    results = checkpoints.read_json(
+        results_path,
+        fix="Remove it: re-running the same command then evaluates the trained model again.",
+    )
     if results is not None:
         logging.info("%s exists: the run is finished, not retraining.", results_path)
         print(evaluate.format_table(results))
@@ -116,12 +129,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
             logging.info("Removed %s, left by a killed write.", path)
     keras.utils.set_random_seed(config.seed)
 
-    try:
-        data = load_data(config)
-    except DataError:
-        raise
-    except ValueError as error:
-        raise ConfigError(f"Cannot build the data of --config.data: {error}") from error
+    data = load_checked_data(config)
     _check_batch_size(config.data.batch_size, data.num_train)
     data_seconds = time.monotonic() - start
     logging.info(
@@ -146,7 +154,11 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     best = checkpoints.BestCheckpoint(
         best_path, monitor=validation.monitor, mode=getattr(validation, "mode", "max")
     )
-    backup = vtrain_callbacks.AtomicBackupAndRestore(os.path.join(workdir, "backup"))
+    # SIGTERM (a scheduler's preemption) or Ctrl-C: back up at the next
+    # batch end and exit with 128 + the signal's number (see main).
+    backup = vtrain_callbacks.AtomicBackupAndRestore(
+        os.path.join(workdir, "backup"), save_on_signals=(signal.SIGTERM, signal.SIGINT)
+    )
     if best.finished:
         # Crashed between the end of fit and results.json: do not retrain.
         logging.info("Training finished in an earlier session; evaluating it.")
@@ -155,7 +167,7 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
         epochs_run = 0
     else:
         history = model.fit(
-            data.train,
+            backup.resumable(data.train),  # a mid-epoch backup resumes at its next batch
             validation_data=data.validation,
             epochs=config.train.num_epochs,
             callbacks=[
@@ -181,6 +193,9 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     fit_seconds = time.monotonic() - start - data_seconds
 
     # The test split is measured on the best validation epoch, not the last.
+    checkpoints.verify_best(
+        best_path, fix="Remove the workdir's checkpoints/ and backup/ to train again."
+    )
     model.load_weights(best_path)
     logging.info(
         "Restored the weights of epoch %d (%s %.4f).",
@@ -239,6 +254,23 @@ def load_data(config):
         max_train_examples=config.data.max_train_examples,
         seed=config.seed,
     )
+
+
+def load_checked_data(config):
+    """`load_data(config)`, failing as the launcher reports it.
+
+    Raises:
+        vtrain.tagging.data.loaders.DataError: the data file is missing or
+            malformed (the message names the file and line).
+        ConfigError: the data cannot be built with these settings (an empty
+            split or vocabulary, an argument out of range).
+    """
+    try:
+        return load_data(config)
+    except DataError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"Cannot build the data of --config.data: {error}") from error
 
 
 def train_and_compare(config, baseline_config, workdir, callbacks=()):
@@ -621,19 +653,37 @@ bundled dataset). The file was not found (relative paths start in ...).
         minimum = 1 if expected == _POSITIVE else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError.invalid(f"{section}.{field}", value, expected)
+    seed = config.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError.invalid(
+            "seed", seed, "an integer from 0 to 2**32 - 1 (NumPy's seed range)"
+        )
     for field in ("learning_rate", "weight_decay_scale"):
         value = config.train[field]
         if (
             not isinstance(value, (int, float))
+            or not math.isfinite(value)
             or value < 0
             or (field == "learning_rate" and value == 0)
         ):
             raise ConfigError.invalid(
                 f"train.{field}",
                 value,
-                "a positive number"
+                "a positive finite number"
                 if field == "learning_rate"
-                else "a number >= 0 (0 turns the KL term off)",
+                else "a finite number >= 0 (0 turns the KL term off)",
+            )
+    for key, factor in config.train.get("learning_rate_multipliers", {}).items():
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not math.isfinite(factor)
+            or factor <= 0
+        ):
+            raise ConfigError.invalid(
+                f"train.learning_rate_multipliers.{key}",
+                factor,
+                "a positive finite factor on the learning rate (1 = none)",
             )
     decay = config.train.learning_rate_decay
     if not isinstance(decay, (int, float)) or not 0 < decay <= 1:

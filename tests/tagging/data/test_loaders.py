@@ -309,3 +309,50 @@ def test_tsv_third_column_without_header_suggests_the_group_header(tmp_path):
         "Replace the tabs",
         "'text<TAB>tags<TAB>group'",
     )
+
+
+# Found by the fuzz test (test_loaders_fuzz.py): each was a traceback, or a
+# file read wrongly, before.
+
+
+@pytest.mark.parametrize("field", ["text", "tags", "group"])
+def test_unpaired_surrogate_escape_is_a_data_error(tmp_path, field):
+    record = {"text": "A server", "tags": ["web"], "group": "g"}
+    record[field] = ["web\ud800"] if field == "tags" else "A s\ud800rver"
+    path = write(tmp_path, "x.jsonl", json.dumps(record) + "\n")
+    assert error_of(path) == (
+        f"Invalid data in '{path}' line 1: \"{field}\" contains an unpaired surrogate "
+        f"(\\ud800 at character 4), which is not Unicode text. {loaders.JSONL_EXPECTED} "
+        "Fix the \\u escape: a surrogate comes in pairs (e.g. \\ud83d\\ude00), or write the "
+        "character itself."
+    )
+    # A pair is one character, and loads.
+    path = write(tmp_path, "ok.jsonl", '{"text": "smile \\ud83d\\ude00", "tags": ["t"]}\n')
+    assert load_file(path)[0]["text"] == "smile \U0001f600"
+
+
+@pytest.mark.parametrize("name", ["deep.jsonl", "deep.json"])
+def test_json_nested_too_deeply_is_a_data_error(tmp_path, name):
+    path = write(tmp_path, name, "[" * 100_000 + "]" * 100_000 + "\n")
+    message = error_of(path)
+    assert "JSON nested too deeply to read (thousands of levels of [ or {)" in message
+    assert message.startswith(f"Invalid data in '{path}'")
+
+
+def test_gzip_with_a_damaged_body_is_a_data_error(tmp_path):
+    packed = bytearray(gzip.compress(b'{"text": "A server", "tags": ["web"]}\n' * 50))
+    packed[10] = 0b111  # the first deflate block's type is 3, which does not exist
+    path = tmp_path / "x.jsonl.gz"
+    path.write_bytes(bytes(packed))
+    assert error_of(str(path)).startswith(
+        f"Invalid data in '{path}': cannot read the file (Error -3 while decompressing data: "
+        "invalid block type). Expected a readable file"
+    )
+
+
+def test_json_array_lines_are_not_glued_together(tmp_path):
+    # Two numbers on two lines are not one number: the file is malformed.
+    path = write(tmp_path, "x.json", '[{"text": "A server", "tags": ["web"], "id": 1\n2}]\n')
+    assert error_of(path).startswith(
+        f"Invalid data in '{path}' line 2: malformed JSON (Expecting ',' delimiter: column 1)."
+    )

@@ -37,6 +37,8 @@ expected and how to fix it.
 import gzip
 import json
 import os
+import re
+import zlib
 
 JSONL_EXPECTED = (
     'Expected one JSON object per line with fields "text" (string) and '
@@ -136,7 +138,7 @@ def load_file(path):
     if kind == "tsv":
         return _parse_tsv(path, lines)
     if kind == "json" and "".join(lines).lstrip().startswith("["):
-        return _parse_json_array(path, "".join(lines))
+        return _parse_json_array(path, "\n".join(lines))
     return _parse_jsonl(path, lines)
 
 
@@ -171,7 +173,7 @@ def _read_lines(path):
     try:
         with opener(path, "rb") as f:
             raw_lines = f.read().splitlines()
-    except (gzip.BadGzipFile, EOFError, OSError) as error:
+    except (gzip.BadGzipFile, EOFError, OSError, zlib.error) as error:
         raise DataError(
             path,
             None,
@@ -211,6 +213,8 @@ def _parse_jsonl(path, lines):
                 JSONL_EXPECTED,
                 _json_fix(line),
             ) from error
+        except RecursionError:
+            raise DataError(path, number, _TOO_DEEP, JSONL_EXPECTED) from None
         examples.append(_example_from_record(path, number, record, JSONL_EXPECTED))
     return examples
 
@@ -224,12 +228,19 @@ def _parse_json_array(path, content):
         raise DataError(
             path, error.lineno, f"malformed JSON ({error.msg}: column {error.colno})", expected
         ) from error
+    except RecursionError:
+        raise DataError(path, None, _TOO_DEEP, expected) from None
     if not isinstance(records, list):
         raise DataError(path, 1, f"found {_a(records)}, not a JSON array", expected)
     return [
         _example_from_record(path, None, record, expected, item=i)
         for i, record in enumerate(records, start=1)
     ]
+
+
+# Python's JSON parser recurses once per nesting level: a file of thousands of
+# "[" would otherwise end in a RecursionError.
+_TOO_DEEP = "JSON nested too deeply to read (thousands of levels of [ or {)"
 
 
 def _json_fix(line):
@@ -257,6 +268,8 @@ def _example_from_record(path, line, record, expected, item=None):
             expected,
             'Rename the fields of your data to "text" and "tags".',
         )
+    for field in ("text", "tags", *OPTIONAL_ID_FIELDS, "group", "source"):
+        _check_unicode(path, line, field, record.get(field), where, expected)
     text = _check_text(path, line, record["text"], where, expected)
     tags = _check_tags(path, line, record["tags"], where, expected)
     example = {"text": text, "tags": tags}
@@ -270,6 +283,27 @@ def _example_from_record(path, line, record, expected, item=None):
     if isinstance(record.get("source"), str):
         example["source"] = record["source"]
     return example
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_unicode(path, line, field, value, where, expected):
+    """Rejects a JSON \\ud800-style escape left unpaired: not text, and not UTF-8 encodable."""
+    strings = value if isinstance(value, list) else [value]
+    for string in strings:
+        match = _SURROGATE.search(string) if isinstance(string, str) else None
+        if match:
+            raise DataError(
+                path,
+                line,
+                f'{where}"{field}" contains an unpaired surrogate '
+                f"(\\u{ord(match.group()):04x} at character {match.start() + 1}), which is "
+                "not Unicode text",
+                expected,
+                "Fix the \\u escape: a surrogate comes in pairs (e.g. \\ud83d\\ude00), or "
+                "write the character itself.",
+            )
 
 
 def _check_text(path, line, text, where, expected):
