@@ -36,7 +36,7 @@ TIMEOUT = 300
 
 @pytest.fixture(scope="module")
 def command(tmp_path_factory):
-    data = tiny_tags.write_noisy(tmp_path_factory.mktemp("data") / "noisy.jsonl", count=2000)
+    data = tiny_tags.write_noisy(tmp_path_factory.mktemp("data") / "noisy.jsonl", count=1200)
 
     def argv(workdir):
         return lambda index: [
@@ -120,6 +120,7 @@ def test_a_killed_worker_and_its_restarted_cluster_end_like_an_uninterrupted_run
     )
     results = [json.loads((run / "results.json").read_text()) for run in (whole, resumed)]
     assert results[1]["epochs_run_in_last_session"] == 2  # epochs 2 and 3, on both
+    assert results[0]["best_epoch"] == 3  # the compared weights were trained after the kill
     for key in ("test", "validation", "best_epoch", "threshold", "kept_vocabulary", "sparsity"):
         assert results[1][key] == results[0][key], key
     for worker in ("", "worker-1"):

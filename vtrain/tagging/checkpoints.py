@@ -48,7 +48,8 @@ class BestCheckpoint(callbacks.AtomicModelCheckpoint):
     after a resume the first epoch would overwrite a better checkpoint.
     This one writes `{"monitor", "best", "epoch", "finished"}` to
     `state_path` whenever it saves, and starts from it when the file
-    exists. `finished` becomes True when `fit` returns normally, so a
+    exists, after checking the checkpoint against its `.sha256`
+    (`vtrain.checksums.CorruptFileError` if it is missing or damaged). `finished` becomes True when `fit` returns normally, so a
     caller can tell a finished training from an interrupted one (put this
     callback before `BackupAndRestore`, which deletes its backup then).
 
@@ -61,7 +62,10 @@ class BestCheckpoint(callbacks.AtomicModelCheckpoint):
 
     Example:
     >>> import os, tempfile
+    >>> import keras
     >>> path = os.path.join(tempfile.mkdtemp(), "best.keras")
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> vtrain_io.save_model(model, path, checksum=True)  # as a run saved its best
     >>> vtrain_io.atomic_write_json(path[:-6] + ".json",
     ...                             {"monitor": "val_f1_at_3", "best": 0.5, "epoch": 3})
     >>> checkpoint = BestCheckpoint(path, monitor="val_f1_at_3")
