@@ -45,6 +45,17 @@ def dataset():
     return tf.data.Dataset.from_tensor_slices((X, Y)).batch(BATCH)
 
 
+@pytest.fixture(autouse=True)
+def default_handlers():
+    """Python's own SIGTERM / SIGINT handlers in each test, whatever ran before."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
 @pytest.fixture
 def initial_weights():
     model = build()
@@ -106,6 +117,7 @@ def assert_same(a, b):
 
 
 def test_sigterm_mid_epoch_saves_stops_and_resumes_exactly(initial_weights, tmp_path, capsys):
+    before = signal.getsignal(signal.SIGTERM)
     whole, whole_logs = train(initial_weights, tmp_path / "whole")
 
     backup_dir = tmp_path / "backup"
@@ -127,7 +139,7 @@ def test_sigterm_mid_epoch_saves_stops_and_resumes_exactly(initial_weights, tmp_
     assert [path for path, _ in saved["metrics"]] == [
         v.path for v in whole.metrics_variables
     ]  # the running epoch means
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers put back
+    assert signal.getsignal(signal.SIGTERM) == before  # handlers put back
 
     resumed, resumed_logs = train(initial_weights, backup_dir)
     assert_same(resumed, whole)
@@ -137,6 +149,7 @@ def test_sigterm_mid_epoch_saves_stops_and_resumes_exactly(initial_weights, tmp_
 
 
 def test_stopped_three_times_then_resumed_equals_an_uninterrupted_run(initial_weights, tmp_path):
+    before = signal.getsignal(signal.SIGINT)
     whole, _ = train(initial_weights, tmp_path / "whole")
     backup_dir = tmp_path / "backup"
     # Ctrl-C after batch 2 of epoch 1; again in that resumed epoch (Keras
@@ -151,7 +164,7 @@ def test_stopped_three_times_then_resumed_equals_an_uninterrupted_run(initial_we
             train(initial_weights, backup_dir, SendSignal(signum, epoch, batch))
         assert stopped.value.code == 128 + signum
         assert (manifest(backup_dir)["epoch"], manifest(backup_dir)["batches_done"]) == position
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
     # Every epoch ran before the last stop: nothing is left to train.
     resumed, logs = train(initial_weights, backup_dir)
     assert logs == {}
@@ -175,6 +188,7 @@ def test_without_resumable_data_the_epoch_restarts_with_a_warning(initial_weight
 
 
 def test_a_second_signal_acts_at_once():
+    before = signal.getsignal(signal.SIGINT)
     flag = preemption.SignalFlag([signal.SIGINT])
     assert flag.install()
     try:
@@ -184,7 +198,7 @@ def test_a_second_signal_acts_at_once():
             os.kill(os.getpid(), signal.SIGINT)
     finally:
         flag.uninstall(redeliver=False)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_signal_recorded_as_training_ends_is_delivered():
@@ -202,3 +216,24 @@ def test_unknown_length_data_cannot_be_resumable():
     filtered = tf.data.Dataset.from_tensor_slices(X).filter(lambda x: x[0] > 0)
     with pytest.raises(ValueError, match=r"unknown length.*assert_cardinality"):
         AtomicBackupAndRestore("unused").resumable(filtered)
+
+
+class _Fails(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        raise RuntimeError("disk gone")
+
+
+def test_handlers_come_back_after_fit_raises_only_through_release_signals(
+    initial_weights, tmp_path
+):
+    before = signal.getsignal(signal.SIGTERM)
+    model = build(initial_weights)
+    backup = AtomicBackupAndRestore(tmp_path / "backup", save_on_signals=[signal.SIGTERM])
+    with pytest.raises(RuntimeError, match="disk gone"):
+        model.fit(dataset(), epochs=1, verbose=0, callbacks=[backup, _Fails()])
+    # Keras skipped on_train_end: the recording handler is still in place.
+    assert signal.getsignal(signal.SIGTERM) != before
+    backup.release_signals()
+    assert signal.getsignal(signal.SIGTERM) == before
+    backup.release_signals()  # a second call changes nothing
+    assert signal.getsignal(signal.SIGTERM) == before

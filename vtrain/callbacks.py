@@ -456,8 +456,27 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self._preempt(epoch + 1, 0, saved, time.monotonic() - start)
 
     def on_train_end(self, logs=None):
-        self._signals.uninstall()
+        self.release_signals()
         super().on_train_end(logs)
+
+    def release_signals(self):
+        """Puts back the signal handlers `save_on_signals` replaced.
+
+        `fit` calls it at its end. Call it in a `finally` around `fit` too:
+        when `fit` stops on an exception (a non-finite loss, a full disk),
+        Keras skips `on_train_end`, and the process would go on recording
+        SIGTERM and Ctrl-C instead of acting on them. A signal recorded and
+        not acted on is delivered to the restored handlers. A no-op when
+        nothing is installed.
+
+        Example:
+        >>> import signal
+        >>> backup = AtomicBackupAndRestore("/tmp/unused", save_on_signals=[signal.SIGTERM])
+        >>> backup.release_signals()
+        >>> signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        True
+        """
+        self._signals.uninstall()
 
     def _continue_after_resumed_epoch(self):
         if self._stopped_early:

@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 
 import keras
 import pytest
@@ -105,9 +106,12 @@ def assert_same_results(workdir, results, reference):
 @pytest.mark.slow
 def test_full_disk_three_times_then_damaged_backup_both_resume_exactly(data, reference, tmp_path):
     config, workdir = config_for(data), tmp_path / "run"
+    handler = signal.getsignal(signal.SIGTERM)
 
     error = fails_for_space(config, workdir, "backup-2.weights.h5")
     assert_state_intact(workdir, backup_epoch=1, best_epoch=1)
+    # fit stopped on the error: SIGTERM acts again, it is not only recorded.
+    assert signal.getsignal(signal.SIGTERM) == handler
 
     fails_for_space(config, workdir, "best.keras")  # epoch 3 improved on epoch 2
     assert_state_intact(workdir, backup_epoch=2, best_epoch=1)

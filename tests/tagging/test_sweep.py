@@ -176,7 +176,7 @@ BAD_SECTIONS = {
         {"sweep.parameters.train.learning_rate": "uniform(0, 0.1)"},
         f"{FIELD}learning_rate: received 'uniform(0, 0.1)'. Expected values the run "
         "accepts. But 0.0 is refused: Invalid value for --config.train.learning_rate: "
-        "received 0.0. Expected a positive number. Narrow the distribution.",
+        "received 0.0. Expected a positive finite number. Narrow the distribution.",
     ),
     "choice of a list": (
         {"sweep.parameters.model.pooling": "choice(['mean'], 'mean_max')"},

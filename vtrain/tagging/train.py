@@ -166,29 +166,33 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
         model.optimizer.build(model.trainable_variables)
         epochs_run = 0
     else:
-        history = model.fit(
-            backup.resumable(data.train),  # a mid-epoch backup resumes at its next batch
-            validation_data=data.validation,
-            epochs=config.train.num_epochs,
-            callbacks=[
-                pipeline.EpochShuffle(data),  # epoch e's batches, resumed or not
-                # Order matters: a non-finite loss stops fit before anything
-                # is saved; the next two add to the epoch logs that the
-                # checkpoint and TensorBoard read; the backup is written last,
-                # so a resumed run never restarts before a saved best.
-                vtrain_callbacks.NaNGuard(),
-                validation,
-                evaluate.VocabularyLogger(),
-                best,
-                keras.callbacks.TensorBoard(
-                    os.path.join(workdir, "tensorboard"), write_graph=False
-                ),
-                backup,
-                *callbacks,
-            ],
-            shuffle=False,  # the train split is shuffled by the pipeline
-            verbose=1,
-        )
+        try:
+            history = model.fit(
+                backup.resumable(data.train),  # a mid-epoch backup resumes at its next batch
+                validation_data=data.validation,
+                epochs=config.train.num_epochs,
+                callbacks=[
+                    pipeline.EpochShuffle(data),  # epoch e's batches, resumed or not
+                    # Order matters: a non-finite loss stops fit before anything
+                    # is saved; the next two add to the epoch logs that the
+                    # checkpoint and TensorBoard read; the backup is written last,
+                    # so a resumed run never restarts before a saved best.
+                    vtrain_callbacks.NaNGuard(),
+                    validation,
+                    evaluate.VocabularyLogger(),
+                    best,
+                    keras.callbacks.TensorBoard(
+                        os.path.join(workdir, "tensorboard"), write_graph=False
+                    ),
+                    backup,
+                    *callbacks,
+                ],
+                shuffle=False,  # the train split is shuffled by the pipeline
+                verbose=1,
+            )
+        finally:
+            # Keras skips on_train_end when fit raises: put the handlers back.
+            backup.release_signals()
         epochs_run = len(history.history.get("loss", []))
     fit_seconds = time.monotonic() - start - data_seconds
 
