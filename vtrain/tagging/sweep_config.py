@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 
 from vtrain.tagging import baseline, evaluate, train
 from vtrain.tagging.models import model_class
-from vtrain.tagging.train import ConfigError
+from vtrain.tagging.train import ConfigError, did_you_mean
 
 # Each trial's run folder is WORKDIR/trials/<number>.
 TRIALS_FOLDER = "trials"
@@ -237,12 +237,11 @@ Expected a distribution: ... `low > 0` must hold for `log=True`, but got (low=-1
         )
     known = {*DEFAULTS, "parameters"}
     for name in sorted(set(section) - known):
-        close = difflib.get_close_matches(name, sorted(known), n=1)
         raise ConfigError.invalid(
             f"sweep.{name}",
             section[name],
             f"a field of the sweep section: one of {', '.join(sorted(known))}",
-            f"Did you mean {close[0]!r}?" if close else "Remove it from the sweep section.",
+            did_you_mean(name, known, "Remove it from the sweep section."),
         )
     values = {**DEFAULTS, **{name: section[name] for name in DEFAULTS if name in section}}
     _check_metric(config, values["metric"])
@@ -314,12 +313,11 @@ def _construct(field, text, module, example):
             f"sweep.{field}", text, expected, f"But {_sentence(error)}"
         ) from None
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
         raise ConfigError.invalid(
             f"sweep.{field}",
             text,
             f"{expected}; one of {', '.join(names)}",
-            f"Did you mean {close[0]!r}?" if close else "",
+            did_you_mean(name, names),
         )
     try:
         with quiet_experimental():

@@ -63,6 +63,19 @@ class ConfigError(ValueError):
         return cls(message + (f" {fix}" if fix else ""))
 
 
+def did_you_mean(name, choices, otherwise=""):
+    """The fix for a `name` that is none of `choices`: the closest, else `otherwise`.
+
+    Example:
+    >>> did_you_mean("mirored", ["none", "mirrored"])
+    "Did you mean 'mirrored'?"
+    >>> did_you_mean("zzz", ["none"], "Remove it.")
+    'Remove it.'
+    """
+    close = difflib.get_close_matches(str(name), sorted(choices), n=1)
+    return f"Did you mean {close[0]!r}?" if close else otherwise
+
+
 def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     """Trains `config`'s model into `workdir` and returns the results dict.
 
@@ -214,8 +227,9 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     # (the VAE: the unigram perplexity), measured on the same split.
     reference = getattr(model, "reference_metrics", None)
     if reference is not None:
-        test.update(reference(data.train, data.test))
-        validation_metrics.update(reference(data.train, data.validation))
+        extra = reference(data.train, {"test": data.test, "validation": data.validation})
+        test.update(extra["test"])
+        validation_metrics.update(extra["validation"])
     _write_vocabulary_report(model, data, workdir, baseline_workdir)
     results = {
         "model": config.model.name,
@@ -359,14 +373,11 @@ def build_model(config, data):
     data_arguments = cls.data_arguments(data)
     allowed = _constructor_fields(cls) - set(data_arguments) - set(arguments)
     for field in sorted(set(options) - allowed):
-        close = difflib.get_close_matches(field, sorted(allowed), n=1)
         raise ConfigError.invalid(
             f"model.{field}",
             options[field],
             f"a field of model {name!r} ({cls.__name__}): one of {', '.join(sorted(allowed))}",
-            f"Did you mean {close[0]!r}?"
-            if close
-            else "Remove it from the config's model section.",
+            did_you_mean(field, allowed, "Remove it from the config's model section."),
         )
     try:
         return cls(**{**data_arguments, **options, **arguments})
@@ -480,12 +491,11 @@ def make_strategy(name):
 Expected one of none, mirrored, multi_worker. Did you mean 'mirrored'?
     """
     if name not in distribute.STRATEGIES:
-        close = difflib.get_close_matches(str(name), distribute.STRATEGIES, n=1)
         raise ConfigError.invalid(
             "strategy",
             name,
             f"one of {', '.join(distribute.STRATEGIES)}",
-            f"Did you mean {close[0]!r}?" if close else "",
+            did_you_mean(name, distribute.STRATEGIES),
         )
     try:
         if name == "mirrored" and not tf.config.list_physical_devices("GPU"):
@@ -709,14 +719,12 @@ bundled dataset). The file was not found (relative paths start in ...).
             "(3.0 is the usual value)",
         )
     if config.model.name not in MODELS and config.model.name != baseline.NAME:
-        names = [*sorted(MODELS), baseline.NAME]
-        close = difflib.get_close_matches(str(config.model.name), names, n=1)
         raise ConfigError.invalid(
             "model.name",
             config.model.name,
             f"one of {', '.join(sorted(MODELS))} (Keras models) "
             f"or {baseline.NAME} (the scikit-learn baseline)",
-            f"Did you mean {close[0]!r}?" if close else "",
+            did_you_mean(config.model.name, [*MODELS, baseline.NAME]),
         )
     try:
         optimizers.get(config.train.optimizer)
@@ -847,14 +855,11 @@ def train_and_evaluate_tfidf(config, workdir):
     options.pop("name")
     allowed = _constructor_fields(baseline.TfidfTagger) - {"random_state"}
     for field in sorted(set(options) - allowed):
-        close = difflib.get_close_matches(field, sorted(allowed), n=1)
         raise ConfigError.invalid(
             f"model.{field}",
             options[field],
             f"a field of model {baseline.NAME!r}: one of {', '.join(sorted(allowed))}",
-            f"Did you mean {close[0]!r}?"
-            if close
-            else "Remove it from the config's model section.",
+            did_you_mean(field, allowed, "Remove it from the config's model section."),
         )
     try:
         tagger = baseline.TfidfTagger(random_state=config.seed, **options)
