@@ -214,11 +214,13 @@ def train_without_self_call(strategy):
     model.fit(x, x[:, 0], batch_size=8, epochs=1, verbose=0)
 
 
-@pytest.fixture(scope="module")
-def mirrored_results():
-    """Runs every case on 1 and on 2 replicas in one bounded subprocess."""
+def run_script(script):
+    """Runs `script` in a fresh, bounded Python; returns the JSON of its last line.
+
+    A fresh process: `split_cpu` must come before TensorFlow starts.
+    """
     run = subprocess.run(
-        [sys.executable, "-c", _MIRRORED_SCRIPT],
+        [sys.executable, "-c", script],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": REPO},
         capture_output=True,
@@ -226,7 +228,13 @@ def mirrored_results():
         timeout=SUBPROCESS_TIMEOUT,
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    results = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def mirrored_results():
+    """Runs every case on 1 and on 2 replicas in one bounded subprocess."""
+    results = run_script(_MIRRORED_SCRIPT)
     assert results.pop("replicas") == 2
     return results
 

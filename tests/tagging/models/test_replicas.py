@@ -13,10 +13,6 @@ factor (an `ops.mean` over an uneven split, a global term counted twice)
 into a weight difference of that factor.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -24,7 +20,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from tests.test_distribute import REPO, SUBPROCESS_TIMEOUT, IdNoiseEmbedding
+from tests.test_distribute import IdNoiseEmbedding, run_script
 from vtrain.tagging.models.itag import ITag
 from vtrain.tagging.models.triplet import TripletRecommender
 from vtrain.tagging.models.vae import BagOfWordsVAE
@@ -149,16 +145,7 @@ _SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def results():
-    run = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": REPO},
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    results = json.loads(run.stdout.strip().splitlines()[-1])
+    results = run_script(_SCRIPT)
     assert results.pop("replicas") == 2
     return results
 
@@ -183,16 +170,7 @@ def test_two_replicas_train_to_the_weights_of_one(results, kind, terms):
 
 def test_draws_differ_between_replicas():
     """Each replica draws its own noise and negatives (`replica_seed`)."""
-    run = subprocess.run(
-        [sys.executable, "-c", _DRAWS_SCRIPT],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": REPO},
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    draws = json.loads(run.stdout.strip().splitlines()[-1])
+    draws = run_script(_DRAWS_SCRIPT)
     # Both replicas see the same slice (the same 4 examples twice); with a
     # mirrored seed they would draw the same values.
     noise = np.array(draws["noise"])
