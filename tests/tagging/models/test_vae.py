@@ -191,7 +191,9 @@ def test_unigram_perplexity_matches_numpy():
     dataset = tf.data.Dataset.from_tensor_slices((train, np.zeros(40))).batch(16)
     assert unigram_perplexity(dataset, held_out, vocabulary_size=12) == pytest.approx(want, 1e-12)
     model = BagOfWordsVAE(vocabulary_size=12, num_topics=2, hidden_units=4)
-    assert model.reference_metrics(train, held_out) == {"unigram_perplexity": pytest.approx(want)}
+    assert model.reference_metrics(train, {"test": held_out}) == {
+        "test": {"unigram_perplexity": pytest.approx(want)}
+    }
 
 
 def test_unigram_perplexity_without_words_says_so():

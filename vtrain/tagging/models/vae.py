@@ -236,23 +236,25 @@ class BagOfWordsVAE(Model):
         """`evaluate_elbo` on a dataset: the launcher's test / validation figures."""
         return evaluate_elbo(self, dataset, progress=progress)
 
-    def reference_metrics(self, train, dataset):
+    def reference_metrics(self, train, splits):
         """The simplest model's figure next to this one's: `unigram_perplexity`.
 
-        The perplexity on `dataset` of the training split's word
-        frequencies (add-one smoothed, over the same counted words as
-        `evaluate_elbo`): a VAE whose perplexity bound is not below it has
-        learned nothing from the documents' topics.
+        For each `{name: dataset}` of `splits`, the perplexity of the
+        training split's word frequencies (add-one smoothed, over the same
+        counted words as `evaluate_elbo`; the counts are taken once): a VAE
+        whose perplexity bound is not below it has learned nothing from the
+        documents' topics.
 
         Example:
         >>> model = BagOfWordsVAE(vocabulary_size=5, num_topics=2, hidden_units=4)
-        >>> round(model.reference_metrics([[2, 2, 3, 0]], [[2, 4]])["unigram_perplexity"], 3)
+        >>> got = model.reference_metrics([[2, 2, 3, 0]], {"test": [[2, 4]]})
+        >>> round(got["test"]["unigram_perplexity"], 3)
         3.464
         """
+        log_p = unigram_log_probs(train, self.vocabulary_size, self.num_reserved)
         return {
-            "unigram_perplexity": unigram_perplexity(
-                train, dataset, self.vocabulary_size, self.num_reserved
-            )
+            name: {"unigram_perplexity": _perplexity(log_p, dataset, self.num_reserved)}
+            for name, dataset in splits.items()
         }
 
     def validation_callback(self, dataset):
@@ -285,13 +287,26 @@ def unigram_perplexity(train, data, vocabulary_size, num_reserved=2):
     >>> round(unigram_perplexity([[2, 2, 3, 0]], [[2, 4]], vocabulary_size=5), 3)
     3.464
     """
+    return _perplexity(unigram_log_probs(train, vocabulary_size, num_reserved), data, num_reserved)
+
+
+def unigram_log_probs(train, vocabulary_size, num_reserved=2):
+    """`[V]` add-one-smoothed log-probabilities of `train`'s counted words.
+
+    Example:
+    >>> [round(float(p), 3) for p in np.exp(unigram_log_probs([[2, 2, 3, 0]], 5))[2:]]
+    [0.5, 0.333, 0.167]
+    """
     counts = np.zeros(vocabulary_size, np.float64)
     for ids in _id_batches(train):
         counts += np.bincount(_words(ids, vocabulary_size, num_reserved), minlength=vocabulary_size)
-    log_p = np.log((counts + 1.0) / (counts.sum() + vocabulary_size - num_reserved))
+    return np.log((counts + 1.0) / (counts.sum() + vocabulary_size - num_reserved))
+
+
+def _perplexity(log_p, data, num_reserved):
     total, words = 0.0, 0
     for ids in _id_batches(data):
-        real = _words(ids, vocabulary_size, num_reserved)
+        real = _words(ids, len(log_p), num_reserved)
         total += float(log_p[real].sum())
         words += real.size
     if words == 0:
