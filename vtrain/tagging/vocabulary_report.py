@@ -1,6 +1,7 @@
-"""A word classifier's vocabulary report: curves, table, plot and pruned model.
+"""A tag model's vocabulary report: curves, table, plot and pruned model.
 
-`compress_run` ranks the words of a trained tag classifier three ways,
+`compress_run` ranks the words of a trained tag model (a word classifier,
+or the iTag model: anything with `recommend` and one word embedding) three ways,
 measures F1@k and P@1 at log-spaced vocabulary sizes on a split
 (`vtrain.vocabulary.sweep`), summarises the curves, exports the model
 pruned to its own threshold, and writes `vocabulary.json`,
@@ -61,8 +62,8 @@ def compress_run(model, data, workdir, num_sizes=100, split="test", k=3, baselin
     comparison the reference work makes.
 
     Args:
-        model: a trained word classifier with `recommend(token_ids, k)`
-            and one word embedding.
+        model: a trained tag model with `recommend(token_ids, k)` and one
+            word embedding (a word classifier, `ITag`).
         data: its `vtrain.tagging.data.pipeline.TagData`.
         workdir: output folder.
         num_sizes: log-spaced sizes per ranking (`vocabulary.curves.log_spaced_sizes`).

@@ -9,6 +9,10 @@ ids from a `TextVectorization`:
 - a subclassed model follows one protocol: its `get_config()` has a
   `vocabulary_size` entry (a constructor argument) that sets the number of
   embedding rows, so `type(model).from_config(config)` rebuilds it smaller.
+  A model whose config holds word ids besides (e.g. the words of
+  `vtrain.tagging.models.itag.ITag`'s copy path) defines
+  `pruned_config(rows)`: its config for the rows `rows` (old ids, in new id
+  order), ids remapped.
 
 Every other weight is copied unchanged, in `model.weights` order.
 """
@@ -91,7 +95,7 @@ def export_pruned(model, vectorizer, keep_ids, path):
     io.atomic_write_json(os.path.join(path, VOCABULARY_FILE), {"vectorizer": config})
     with tempfile.TemporaryDirectory() as scratch:
         full_path = os.path.join(scratch, MODEL_FILE)
-        _rebuilt(model, layer.input_dim, np.arange(layer.input_dim)).save(full_path)
+        _rebuilt(model, np.arange(layer.input_dim)).save(full_path)
         before = os.path.getsize(full_path)
     itemsize = np.dtype(layer.embeddings.dtype).itemsize
     rows_after = len(keep_ids) + FIRST_WORD_ID
@@ -131,7 +135,7 @@ def pruned_model(model, keep_ids):
     """
     keep_ids = np.asarray(keep_ids, np.int64)
     rows = np.concatenate([[PADDING_ID, OOV_ID], keep_ids])
-    pruned = _rebuilt(model, len(rows), rows)
+    pruned = _rebuilt(model, rows)
     embedding_layer(pruned).embeddings.assign(
         _zero_oov(ops.convert_to_numpy(embedding_layer(pruned).embeddings))
     )
@@ -144,10 +148,10 @@ def _zero_oov(table):
     return table
 
 
-def _rebuilt(model, num_rows, rows):
-    """`model` rebuilt with `num_rows` embedding rows, its weights copied (embedding: `rows`)."""
+def _rebuilt(model, rows):
+    """`model` rebuilt with the embedding rows `rows` (old ids, new order), its weights copied."""
     old_layer = embedding_layer(model)
-    copy = _from_config_with_rows(model, old_layer, num_rows)
+    copy = _from_config_with_rows(model, old_layer, rows)
     if not copy.built:
         copy(np.zeros((1, 1), "int32"))  # builds the weights to copy into
     for old, new in zip(model.weights, copy.weights):
@@ -164,7 +168,10 @@ def _rebuilt(model, num_rows, rows):
     return copy
 
 
-def _from_config_with_rows(model, layer, num_rows):
+def _from_config_with_rows(model, layer, rows):
+    num_rows = len(rows)
+    if hasattr(model, "pruned_config"):
+        return type(model).from_config(model.pruned_config([int(row) for row in rows]))
     config = model.get_config()
     if isinstance(config, dict) and "vocabulary_size" in config:
         config = {**config, "vocabulary_size": int(num_rows)}

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import vtrain
 from tests import runs
+from vtrain import vocabulary
 from vtrain.layers import VariationalEmbedding
 from vtrain.tagging import configs, train
 from vtrain.tagging.models import itag
@@ -132,6 +133,42 @@ def test_attention_on_padding_is_zero_and_gate_varies_in_open_interval():
     gate = out["gate"].numpy()
     assert ((gate > 0.0) & (gate < 1.0)).all()
     assert gate.std() > 1e-4  # varies with the input (iTag's was always 1)
+
+
+def test_a_word_with_a_zero_vector_is_not_copied():
+    # A dropped word (zero vector: variational threshold or a masked row)
+    # reads as "[UNK]": no copy slot, so the pruned export scores the same.
+    ids = np.array([[4, 5, 2, 0], [4, 3, 0, 0]], "int32")  # "python", "x11"
+    model = tiny_model(variational=False)
+    slots = model.encode(ids)[0]["copy_slot"].numpy()
+    assert (slots[:, 0] > 0).all() and slots[0, 1] > 0
+    with vocabulary.mask_embedding(model, [2, 3, 5, 6, 7, 8, 9]):  # every word but "python"
+        memory, _ = model.encode(ids)
+    assert memory["copy_slot"].numpy()[:, 0].tolist() == [0, 0]
+    assert memory["copy_slot"].numpy()[0, 1] == slots[0, 1]
+    assert memory["has_copy"].numpy().tolist() == [True, False]
+
+
+def test_pruned_export_scores_and_ranks_as_the_masked_model(tmp_path):
+    ids, labels = tiny_data(n=12)
+    model = tiny_model(presence_weight=0.5, weight_decay=vtrain.schedules.constant(0.01))
+    model.compile(optimizer="adam")
+    model.fit(ids, labels, epochs=2, verbose=0)
+    keep_ids = np.array([2, 4, 6, 9])  # "python" and "c" stay copyable, "x11" does not
+    pruned = vocabulary.pruned_model(model, keep_ids)
+    assert pruned.vocabulary_size == 6
+    # New ids: 0 padding, 1 "[UNK]", then 2 "a", 3 "python", 4 "c", 5 "web".
+    assert pruned.copy_pairs == [[3, 0], [3, 1], [4, 4]]
+    remap = np.ones(len(VOCABULARY), "int32")
+    remap[0], remap[keep_ids] = 0, np.arange(2, 6)
+    with vocabulary.mask_embedding(model, keep_ids):
+        np.testing.assert_allclose(pruned(remap[ids]).numpy(), model(ids).numpy(), atol=1e-6)
+        np.testing.assert_array_equal(
+            pruned.recommend(remap[ids], k=5).numpy(), model.recommend(ids, k=5).numpy()
+        )
+    path = str(tmp_path / "pruned.keras")
+    pruned.save(path)
+    assert keras.saving.load_model(path).get_config() == pruned.get_config()
 
 
 def test_output_is_the_gated_mixture_of_generate_and_copy():
@@ -320,6 +357,72 @@ def test_presence_head_term_against_numpy_and_it_orders_the_fallback():
     np.testing.assert_array_equal(model.recommend(ids, k=4, beam_width=1).numpy(), expected)
 
 
+def test_conv_encoder_states_are_zero_on_padding_and_start_the_decoder_from_their_mean():
+    ids, _ = tiny_data(n=5)
+    model = tiny_model(encoder="conv", variational=False)
+    memory, state = model.encode(ids)
+    states = memory["states"].numpy()
+    assert states.shape == (5, ids.shape[1], 2 * SMALL["encoder_units"])
+    assert (states[ids == 0] == 0.0).all() and (states[ids != 0] != 0.0).any()
+    lengths = (ids != 0).sum(axis=1, keepdims=True)
+    mean = states.sum(axis=1) / lengths
+    kernel, bias = (w.numpy() for w in model.bridge.weights)
+    np.testing.assert_allclose(state.numpy(), np.tanh(mean @ kernel + bias), rtol=1e-5, atol=1e-6)
+    # Padding does not change a text's states: the same text, padded longer.
+    longer = np.concatenate([ids, np.zeros((5, 3), "int32")], axis=1)
+    np.testing.assert_allclose(
+        model.encode(longer)[0]["states"].numpy()[:, : ids.shape[1]], states, atol=1e-6
+    )
+
+
+def test_presence_head_reading_the_words_against_numpy():
+    ids, _ = tiny_data(n=4)
+    model = tiny_model(presence_weight=1.0, presence_reads_words=True, variational=False)
+    memory, state = model.encode(ids)
+    mask = (ids != 0)[..., None]
+    words = model.embedding.embeddings.numpy()[ids]
+    features = np.concatenate(
+        [
+            (memory["states"].numpy() * mask).sum(axis=1) / mask.sum(axis=1),
+            state.numpy(),
+            (words * mask).sum(axis=1) / mask.sum(axis=1),
+        ],
+        axis=-1,
+    )
+    kernel, bias = (w.numpy() for w in model.presence.weights)
+    np.testing.assert_allclose(
+        model.presence_logits(memory, state).numpy(), features @ kernel + bias, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_fused_ranking_is_presence_probability_plus_beam_share():
+    ids, labels = tiny_data(n=6)
+    model = tiny_model(presence_weight=1.0, ranking="fused", beam_width=3)
+    model.compile(optimizer="adam")
+    model.fit(ids, labels, epochs=3, verbose=0)
+    sequences, _ = model.beam_search(ids, beam_width=3)
+    memory, state = model.encode(ids)
+    presence = np.exp(model.tag_scores(memory, state).numpy())
+    share = np.zeros_like(presence)
+    for b in range(3):
+        for row, beam in enumerate(sequences.numpy()[:, b]):
+            share[row, sorted(set(beam[beam >= 0].tolist()))] += 1 / 3
+    expected = np.argsort(-(presence + share), axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(model.recommend(ids, k=5).numpy(), expected)
+
+
+def test_option_errors():
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid encoder for ITag: received 'lstm'. Expected one of 'gru', 'conv'",
+    ):
+        tiny_model(encoder="lstm")
+    with pytest.raises(ValueError, match=r"Invalid ranking for ITag: received 'sum'"):
+        tiny_model(ranking="sum")
+    with pytest.raises(ValueError, match=r"need the presence head, but presence_weight is 0"):
+        tiny_model(ranking="fused")
+
+
 def test_ranking_lays_out_the_beam_best_first_then_first_step_order():
     sequences = np.array(
         [[[3, 1, -1], [3, 0, 2], [4, -1, -1]], [[-1, -1, -1], [5, -1, -1], [5, 1, -1]]]
@@ -350,10 +453,12 @@ def test_overfits_four_examples_and_recommends_their_tags_first():
 @pytest.mark.parametrize("variational", [True, False])
 def test_save_load_round_trip(variational, tmp_path):
     ids, labels = tiny_data()
+    options = {"encoder": "conv", "presence_reads_words": True, "ranking": "fused"}
     model = tiny_model(
         variational=variational,
         presence_weight=0.5 if variational else 0.0,
         weight_decay=vtrain.schedules.constant(0.01),
+        **(options if variational else {}),
     )
     embedding_type = VariationalEmbedding if variational else keras.layers.Embedding
     assert type(model.embedding) is embedding_type
@@ -433,6 +538,8 @@ def test_shrunken_itag_config_trains_end_to_end(tmp_path):
     config.data.sequence_length = 32
     config.data.batch_size = 16
     config.train.num_epochs = 1
+    config.train.weight_decay_warmup_epochs = 0  # one epoch: the KL weight from the start
+    config.train.vocabulary_report_sizes = 4
     config.model.update(
         embedding_dim=16,
         encoder_units=16,
@@ -454,3 +561,14 @@ def test_shrunken_itag_config_trains_end_to_end(tmp_path):
     # The launcher's best checkpoint is a .keras file that loads as an ITag.
     loaded = keras.saving.load_model(tmp_path / "checkpoints" / "best.keras")
     assert type(loaded) is itag.ITag and loaded.max_tags == 3
+    # The variational embedding drops words, and the run has its vocabulary
+    # report, whose pruned export scores as the masked model.
+    assert 0.0 < results["sparsity"] < 1.0
+    report = json.loads((tmp_path / "vocabulary.json").read_text())
+    pruned = report["pruned"]
+    assert pruned["kept_words"] < pruned["num_words"] == 2000 - 2  # padding, [UNK]
+    assert pruned["kept_words"] <= results["kept_vocabulary"]
+    assert report["pruned"]["max_abs_score_difference"] < 1e-5
+    assert len(report["curves"]["variational"]["sizes"]) >= 2
+    for name in ("vocabulary.md", "vocabulary.png", "pruned/model.keras"):
+        assert (tmp_path / name).is_file(), name

@@ -182,6 +182,18 @@ class ITag(VariationalModel):
         presence_weight: weight of the `presence` loss term of the
             tag-presence head (0: no head, the pure iTag model; see the
             module docstring).
+        encoder: `"gru"` (a bidirectional GRU, as in iTag) or `"conv"`
+            (two `Conv1D` layers of width 3, ReLU: each state sees 5
+            words; no recurrence, so several times cheaper on a CPU; the
+            decoder's initial state then reads the masked mean of the
+            states).
+        presence_reads_words: the presence head also reads the masked
+            mean of the word vectors (a skip past the encoder, as the
+            pooled classifier reads them); needs `presence_weight > 0`.
+        ranking: how `recommend` orders the tags. `"beam"`: the beam's
+            tags first (see `rank_tags`); `"fused"`: by presence
+            probability plus the share of the final beam's hypotheses
+            that hold the tag (`fused_scores`); needs `presence_weight > 0`.
         log_alpha_init: `(low, high)`: the variational embedding's
             `log_alpha` starts uniform in this range. Low, so that the words
             start almost noise-free: `VariationalEmbedding`'s default (0, 3)
@@ -226,6 +238,9 @@ class ITag(VariationalModel):
         threshold=3.0,
         log_alpha_init=(-6.0, -4.0),
         presence_weight=0.0,
+        encoder="gru",
+        presence_reads_words=False,
+        ranking="beam",
         **kwargs,
     ):
         presence_weight = float(presence_weight)
@@ -267,6 +282,16 @@ class ITag(VariationalModel):
         self.threshold = float(threshold)
         self.log_alpha_init = _checked_range(log_alpha_init)
         self.presence_weight = presence_weight
+        self.encoder_kind = _checked_choice("encoder", encoder, ENCODERS)
+        self.ranking = _checked_choice("ranking", ranking, RANKINGS)
+        self.presence_reads_words = bool(presence_reads_words)
+        if presence_weight == 0.0 and (self.presence_reads_words or ranking == "fused"):
+            raise ValueError(
+                f"Invalid ITag options: presence_reads_words={presence_reads_words!r} "
+                f"and ranking={ranking!r} need the presence head, but "
+                "presence_weight is 0. Expected presence_weight > 0, or "
+                'presence_reads_words=False and ranking="beam".'
+            )
         self.eos = num_tags  # output class of EOS; also the decoder's start input
 
         if self.variational:
@@ -282,10 +307,18 @@ class ITag(VariationalModel):
             self.embedding = keras.layers.Embedding(
                 vocabulary_size, embedding_dim, mask_zero=True, name="word_embedding"
             )
-        self.encoder = keras.layers.Bidirectional(
-            keras.layers.GRU(encoder_units, return_sequences=True, return_state=True),
-            name="encoder",
-        )
+        if self.encoder_kind == "gru":
+            self.encoder = keras.layers.Bidirectional(
+                keras.layers.GRU(encoder_units, return_sequences=True, return_state=True),
+                name="encoder",
+            )
+        else:  # states of the same width as the bidirectional GRU's
+            self.encoder = [
+                keras.layers.Conv1D(
+                    2 * encoder_units, 3, padding="same", activation="relu", name=f"encoder_{i}"
+                )
+                for i in range(2)
+            ]
         self.bridge = keras.layers.Dense(decoder_units, activation="tanh", name="bridge")
         # A Dense on one-hot tags, not an Embedding: vocabulary counts
         # (vtrain.tagging.evaluate.vocabulary_stats) must see only the word table.
@@ -389,9 +422,10 @@ class ITag(VariationalModel):
         The presence head: a dense layer on the masked mean of the encoder
         states and the decoder's initial state. Only with `presence_weight > 0`.
         """
-        mask = ops.cast(memory["mask"], memory["states"].dtype)[..., None]
-        mean = ops.sum(memory["states"] * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
-        features = self.dropout(ops.concatenate([mean, state], axis=-1), training=training)
+        features = [_masked_mean(memory["states"], memory["mask"]), state]
+        if self.presence_reads_words:
+            features.append(_masked_mean(memory["words"], memory["mask"]))
+        features = self.dropout(ops.concatenate(features, axis=-1), training=training)
         return self.presence(features)
 
     def encode(self, token_ids, training=False):
@@ -410,11 +444,23 @@ class ITag(VariationalModel):
         """
         token_ids = ops.cast(token_ids, "int32")
         mask = ops.not_equal(token_ids, 0)
-        embedded = self.dropout(self.embedding(token_ids, training=training), training=training)
-        states, forward, backward = self.encoder(embedded, mask=mask, training=training)
+        vectors = self.embedding(token_ids, training=training)
+        # A word whose vector is exactly zero (dropped by the variational
+        # threshold, or masked by vtrain.vocabulary) is not copied either:
+        # the model then treats it as "[UNK]", as the pruned export does.
+        copyable = mask & ops.any(ops.not_equal(vectors, 0), axis=-1)
+        embedded = self.dropout(vectors, training=training)
+        if self.encoder_kind == "gru":
+            states, forward, backward = self.encoder(embedded, mask=mask, training=training)
+            final = ops.concatenate([forward, backward], axis=-1)
+        else:
+            states = embedded * ops.cast(mask, embedded.dtype)[..., None]
+            for layer in self.encoder:
+                states = layer(states) * ops.cast(mask, embedded.dtype)[..., None]
+            final = _masked_mean(states, mask)
         states = self.dropout(states, training=training)
         copy_slot = ops.where(
-            mask, ops.take(ops.convert_to_tensor(self._word_to_slot), token_ids), 0
+            copyable, ops.take(ops.convert_to_tensor(self._word_to_slot), token_ids), 0
         )
         memory = {
             "states": states,
@@ -424,7 +470,9 @@ class ITag(VariationalModel):
             "copy_slot": copy_slot,
             "has_copy": ops.any(copy_slot > 0, axis=1),
         }
-        return memory, self.bridge(ops.concatenate([forward, backward], axis=-1))
+        if self.presence_reads_words:
+            memory["words"] = vectors
+        return memory, self.bridge(final)
 
     def initial_context(self, memory):
         """The zero attention context fed to the first decoder step."""
@@ -727,6 +775,8 @@ class ITag(VariationalModel):
             scores = first_log_probs  # = tag_scores(), already computed
         else:
             scores = self.tag_scores(memory, state)
+        if self.ranking == "fused":
+            return tf.math.top_k(fused_scores(sequences, scores), k=k).indices
         return rank_tags(sequences, scores, k)
 
     def _beam_search(self, memory, state, beam_width):
@@ -782,6 +832,30 @@ class ITag(VariationalModel):
         # top_k sorts its output: the beams are best first.
         return sequences, first_log_probs
 
+    def pruned_config(self, rows):
+        """`get_config()` for the same model on the vocabulary rows `rows` only.
+
+        The protocol of `vtrain.vocabulary.export_pruned`: `rows[i]` is the
+        old word id of new id `i`. `vocabulary_size` becomes `len(rows)` and
+        `copy_pairs` follow their words to the new ids; a tag whose word is
+        not kept loses its copy pair (that word now reads as "[UNK]").
+
+        Example:
+        >>> model = ITag(vocabulary_size=6, num_tags=2, tag_priority=[0, 1],
+        ...              copy_pairs=[[3, 0], [5, 1]], embedding_dim=4,
+        ...              encoder_units=4, decoder_units=4, attention_units=4)
+        >>> config = model.pruned_config([0, 1, 5])
+        >>> config["vocabulary_size"], config["copy_pairs"]
+        (3, [[2, 1]])
+        """
+        new_id = {int(old): new for new, old in enumerate(rows) if new >= 2}
+        config = self.get_config()
+        config["vocabulary_size"] = len(rows)
+        config["copy_pairs"] = sorted(
+            [new_id[word], tag] for word, tag in self.copy_pairs if word in new_id
+        )
+        return config
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -800,6 +874,9 @@ class ITag(VariationalModel):
             threshold=self.threshold,
             log_alpha_init=list(self.log_alpha_init),
             presence_weight=self.presence_weight,
+            encoder=self.encoder_kind,
+            presence_reads_words=self.presence_reads_words,
+            ranking=self.ranking,
         )
         config["loss_weights"] = {
             term: weight for term, weight in config["loss_weights"].items() if term != "presence"
@@ -843,6 +920,31 @@ def rank_tags(sequences, scores, k):
     return tf.math.top_k(-key, k=k).indices
 
 
+def fused_scores(sequences, log_presence):
+    """`ranking="fused"` scores `[B, T]`: presence probability + beam share.
+
+    A tag's share is the fraction of the final beam's hypotheses that hold
+    it, so a tag every hypothesis emits gains 1 and outranks every tag none
+    emits; among tags the beam treats alike, the presence head decides.
+
+    Example:
+    >>> sequences = tf.constant([[[2, 0], [2, -1]]])
+    >>> presence = tf.math.log(tf.constant([[0.3, 0.6, 0.2]]))
+    >>> [round(float(v), 4) for v in fused_scores(sequences, presence)[0]]
+    [0.8, 0.6, 1.2]
+    """
+    sequences = tf.convert_to_tensor(sequences, tf.int32)
+    beams = tf.cast(tf.shape(sequences)[1], tf.float32)
+    held = tf.reduce_max(tf.one_hot(sequences, log_presence.shape[-1]), axis=2)  # -1: all 0
+    return tf.exp(log_presence) + tf.reduce_sum(held, axis=1) / beams
+
+
+def _masked_mean(values, mask):
+    """Mean of `[B, L, D]` values over the positions where `mask` `[B, L]`; 0 if none."""
+    weights = ops.cast(mask, values.dtype)[..., None]
+    return ops.sum(values * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+
 def _weighted_mean(per_example, sample_weight):
     """Batch mean of `[B]` per-example losses, each scaled by its sample weight."""
     # example_mean: exact on N replicas with an uneven last batch.
@@ -863,6 +965,19 @@ def _sum_by_slot(weights, slots, num_slots):
     segments = tf.range(rows)[:, None] * num_slots + tf.cast(slots, tf.int32)
     sums = tf.math.unsorted_segment_sum(weights, segments, rows * num_slots)
     return tf.reshape(sums, [rows, num_slots])
+
+
+ENCODERS = ("gru", "conv")
+RANKINGS = ("beam", "fused")
+
+
+def _checked_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"Invalid {name} for ITag: received {value!r}. Expected one of "
+            f"{', '.join(repr(c) for c in choices)}."
+        )
+    return value
 
 
 def _check_positive_int(name, value):
