@@ -43,6 +43,7 @@ from vtrain.tagging.data import pipeline
 from vtrain.tagging.data.loaders import DataError
 from vtrain.tagging.models import MODELS, model_class
 from vtrain.tagging.models.classifier import TagClassifier
+from vtrain.tagging.models.itag import ITag
 from vtrain.variational import VariationalModel
 
 MONITOR_K = 3
@@ -79,9 +80,9 @@ def did_you_mean(name, choices, otherwise=""):
 def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
     """Trains `config`'s model into `workdir` and returns the results dict.
 
-    A word classifier (`pooled`, `cnn`) also gets its vocabulary report
-    (`vtrain.tagging.vocabulary_report.compress_run` at `COMPRESS_SIZES` sizes on the test
-    split): `vocabulary.json`, `vocabulary.md`, `vocabulary.png` and the
+    A word classifier (`pooled`, `cnn`) or an `itag` model also gets its
+    vocabulary report (`vtrain.tagging.vocabulary_report.compress_run` at
+    `train.vocabulary_report_sizes` sizes on the test split): `vocabulary.json`, `vocabulary.md`, `vocabulary.png` and the
     pruned model in `pruned/`, written before `results.json`.
 
     Args:
@@ -230,7 +231,9 @@ def train_and_evaluate(config, workdir, callbacks=(), baseline_workdir=None):
         extra = reference(data.train, {"test": data.test, "validation": data.validation})
         test.update(extra["test"])
         validation_metrics.update(extra["validation"])
-    _write_vocabulary_report(model, data, workdir, baseline_workdir)
+    _write_vocabulary_report(
+        model, data, workdir, config.train.vocabulary_report_sizes, baseline_workdir
+    )
     results = {
         "model": config.model.name,
         "test": test,
@@ -521,9 +524,9 @@ def _worker_workdir(workdir, strategy):
     return workdir if chief else os.path.join(workdir, f"{role}-{index}")
 
 
-# Log-spaced vocabulary sizes per ranking in a run's vocabulary report: enough
-# for the curve and its AUC, and about 1 min of sweeping for the default run.
-COMPRESS_SIZES = 50
+# The models whose runs get a vocabulary report: they rank tags
+# (`recommend`) from one word embedding.
+REPORTED_MODELS = (TagClassifier, ITag)
 # The data fields that make the vocabulary and the test split.
 _VOCABULARY_FIELDS = (
     "path",
@@ -536,16 +539,16 @@ _VOCABULARY_FIELDS = (
 )
 
 
-def _write_vocabulary_report(model, data, workdir, baseline_workdir=None):
-    """`compress_run`'s reports for a word classifier; nothing for other models."""
-    if not isinstance(model, TagClassifier):
+def _write_vocabulary_report(model, data, workdir, num_sizes, baseline_workdir=None):
+    """`compress_run`'s reports for a `REPORTED_MODELS` model; nothing for others or 0 sizes."""
+    if not isinstance(model, REPORTED_MODELS) or num_sizes == 0:
         return None
     baseline = None
     if baseline_workdir:
-        baseline = baseline_report(baseline_workdir, num_sizes=COMPRESS_SIZES)
-    logging.info("Writing the vocabulary report (%d sizes per ranking).", COMPRESS_SIZES)
+        baseline = baseline_report(baseline_workdir, num_sizes=num_sizes)
+    logging.info("Writing the vocabulary report (%d sizes per ranking).", num_sizes)
     return vocabulary_report.compress_run(
-        model, data, workdir, num_sizes=COMPRESS_SIZES, baseline=baseline
+        model, data, workdir, num_sizes=num_sizes, baseline=baseline
     )
 
 
@@ -637,6 +640,7 @@ _FIELDS = {
     ("data", "max_train_examples"): _COUNT,
     ("train", "num_epochs"): _POSITIVE,
     ("train", "weight_decay_warmup_epochs"): "an integer >= 0",
+    ("train", "vocabulary_report_sizes"): "an integer >= 0 (0 writes no vocabulary report)",
 }
 
 

@@ -375,9 +375,15 @@ def test_conv_encoder_states_are_zero_on_padding_and_start_the_decoder_from_thei
     )
 
 
-def test_presence_head_reading_the_words_against_numpy():
+@pytest.mark.parametrize("hidden_units", [0, 6])
+def test_presence_head_reading_the_words_against_numpy(hidden_units):
     ids, _ = tiny_data(n=4)
-    model = tiny_model(presence_weight=1.0, presence_reads_words=True, variational=False)
+    model = tiny_model(
+        presence_weight=1.0,
+        presence_reads_words=True,
+        presence_hidden_units=hidden_units,
+        variational=False,
+    )
     memory, state = model.encode(ids)
     mask = (ids != 0)[..., None]
     words = model.embedding.embeddings.numpy()[ids]
@@ -389,6 +395,9 @@ def test_presence_head_reading_the_words_against_numpy():
         ],
         axis=-1,
     )
+    if hidden_units:
+        kernel, bias = (w.numpy() for w in model.presence_hidden.weights)
+        features = np.maximum(features @ kernel + bias, 0.0)
     kernel, bias = (w.numpy() for w in model.presence.weights)
     np.testing.assert_allclose(
         model.presence_logits(memory, state).numpy(), features @ kernel + bias, rtol=1e-5, atol=1e-6
@@ -411,6 +420,21 @@ def test_fused_ranking_is_presence_probability_plus_beam_share():
     np.testing.assert_array_equal(model.recommend(ids, k=5).numpy(), expected)
 
 
+@pytest.mark.parametrize("unknown_words", ["zero", "zero_at_inference"])
+def test_unknown_words_zero_reads_unk_as_a_zero_vector(unknown_words):
+    ids, _ = tiny_data(n=4)
+    ids[:, 1] = 1  # "[UNK]"
+    zero = tiny_model(variational=False, unknown_words=unknown_words, presence_weight=1.0)
+    learned = tiny_model(variational=False, presence_weight=1.0)
+    learned.set_weights(zero.get_weights())
+    table = learned.embedding.embeddings.numpy()
+    assert (table[1] != 0).any()
+    assert not np.allclose(learned(ids).numpy(), zero(ids).numpy())
+    table[1] = 0.0
+    learned.embedding.embeddings.assign(table)
+    np.testing.assert_allclose(learned(ids).numpy(), zero(ids).numpy(), atol=1e-6)
+
+
 def test_option_errors():
     with pytest.raises(
         ValueError,
@@ -421,6 +445,8 @@ def test_option_errors():
         tiny_model(ranking="sum")
     with pytest.raises(ValueError, match=r"need the presence head, but presence_weight is 0"):
         tiny_model(ranking="fused")
+    with pytest.raises(ValueError, match=r"presence_hidden_units for ITag: received -1. Expected"):
+        tiny_model(presence_weight=1.0, presence_hidden_units=-1)
 
 
 def test_ranking_lays_out_the_beam_best_first_then_first_step_order():
@@ -547,6 +573,9 @@ def test_shrunken_itag_config_trains_end_to_end(tmp_path):
         attention_units=16,
         max_tags=3,
         beam_width=2,
+        # 25 steps instead of 8 epochs: start the words near the threshold,
+        # so that the KL term pushes some past it within the run.
+        log_alpha_init=(2.0, 3.0),
     )
     train.train_and_evaluate(config, str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())

@@ -58,4 +58,5 @@ def get_config():
     config.train.learning_rate_multipliers = {"log_alpha": 1.0}  # per-variable factors on the learning rate (name or path suffix)
     config.train.weight_decay_scale = 30.0  # VariationalModel's weight_decay (the KL weight) = weight_decay_scale / num_train (1 = the ELBO)
     config.train.weight_decay_warmup_epochs = 5  # weight_decay rises linearly from 0 over these epochs
+    config.train.vocabulary_report_sizes = 50  # log-spaced vocabulary sizes per ranking in the run's vocabulary report (each: one test-split evaluation); 0 = no report
     return config

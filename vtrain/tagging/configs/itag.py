@@ -22,11 +22,13 @@ def get_config():
     # configs/default.py's data and training sections, with the changes below.
     config = configs.base("default")
     config.data.sequence_length = 64  # tokens kept per description (the recurrent encoder's cost grows with it)
-    config.train.num_epochs = 10  # passes over the training split (about 4 min 15 s each here)
+    config.train.num_epochs = 8  # passes over the training split
     config.train.learning_rate = 2e-3  # at epoch 0
     config.train.learning_rate_decay = 0.85  # learning rate factor per epoch; 1 = constant
-    config.train.weight_decay_scale = 1.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
+    config.train.weight_decay_scale = 100.0  # weight_decay = weight_decay_scale / num_train (1 = the ELBO)
+    config.train.learning_rate_multipliers.log_alpha = 5.0  # log_alpha learning rate / the optimizer's
     config.train.weight_decay_warmup_epochs = 3  # weight_decay rises linearly from 0 over these epochs
+    config.train.vocabulary_report_sizes = 10  # sizes per ranking in the vocabulary report (each one beam search of the test split)
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "itag"  # vtrain.tagging.models.itag
@@ -39,6 +41,11 @@ def get_config():
     config.model.max_tags = 8  # longest tag sequence decoded and trained on (90% of train lists fit)
     config.model.beam_width = 3  # beam search width in recommend()
     config.model.dropout = 0.3  # dropout on embeddings, encoder states and decoder readout
-    config.model.log_alpha_init = (-6.0, -4.0)  # log_alpha starts uniform in this range: words start almost noise-free
-    config.model.presence_weight = 1.0  # weight of the tag-presence head's loss; it ranks the tags after the beam's; 0 = pure iTag
+    config.model.log_alpha_init = (-4.0, -2.0)  # log_alpha starts uniform in this range: words start with little noise
+    config.model.presence_weight = 1.0  # weight of the tag-presence head's loss (0 = no head, pure iTag)
+    config.model.encoder = "conv"  # "gru" (bidirectional, as iTag) or "conv" (two width-3 Conv1D layers: several times cheaper here)
+    config.model.presence_reads_words = True  # the presence head also reads the mean word vector (a skip past the encoder)
+    config.model.presence_hidden_units = 512  # hidden ReLU layer of the presence head (0 = linear), as the pooled model's
+    config.model.unknown_words = "zero"  # [UNK] tokens: "zero" vector (training and inference), "learned" or "zero_at_inference"
+    config.model.ranking = "fused"  # "beam": the beam's tags, then presence; "fused": presence probability + beam share
     return config

@@ -105,7 +105,9 @@ from keras import ops
 
 from vtrain.distribute import example_mean
 from vtrain.layers.variational_embedding import VariationalEmbedding
+from vtrain.tagging.models.classifier import UNKNOWN_WORDS
 from vtrain.variational import VariationalModel
+from vtrain.vocabulary.rankings import OOV_ID
 
 PAD = -1  # target id of the steps after EOS; masked out of the loss
 _NEG = -1e9  # a logit no softmax / top-k ever picks over a finite one
@@ -190,6 +192,12 @@ class ITag(VariationalModel):
         presence_reads_words: the presence head also reads the masked
             mean of the word vectors (a skip past the encoder, as the
             pooled classifier reads them); needs `presence_weight > 0`.
+        presence_hidden_units: width of a hidden ReLU layer of the presence
+            head (0: the head is one linear layer).
+        unknown_words: what an "[UNK]" token contributes, as in
+            `vtrain.tagging.models.classifier.TagClassifier`: `"learned"`
+            (its row's vector), `"zero"` (a zero vector in training and at
+            inference) or `"zero_at_inference"`.
         ranking: how `recommend` orders the tags. `"beam"`: the beam's
             tags first (see `rank_tags`); `"fused"`: by presence
             probability plus the share of the final beam's hypotheses
@@ -240,6 +248,8 @@ class ITag(VariationalModel):
         presence_weight=0.0,
         encoder="gru",
         presence_reads_words=False,
+        presence_hidden_units=0,
+        unknown_words="learned",
         ranking="beam",
         **kwargs,
     ):
@@ -285,6 +295,15 @@ class ITag(VariationalModel):
         self.encoder_kind = _checked_choice("encoder", encoder, ENCODERS)
         self.ranking = _checked_choice("ranking", ranking, RANKINGS)
         self.presence_reads_words = bool(presence_reads_words)
+        self.unknown_words = _checked_choice("unknown_words", unknown_words, UNKNOWN_WORDS)
+        if isinstance(presence_hidden_units, bool) or not (
+            isinstance(presence_hidden_units, (int, np.integer)) and presence_hidden_units >= 0
+        ):
+            raise ValueError(
+                f"Invalid presence_hidden_units for ITag: received {presence_hidden_units!r}. "
+                "Expected an integer >= 0 (0: a linear presence head)."
+            )
+        self.presence_hidden_units = int(presence_hidden_units)
         if presence_weight == 0.0 and (self.presence_reads_words or ranking == "fused"):
             raise ValueError(
                 f"Invalid ITag options: presence_reads_words={presence_reads_words!r} "
@@ -335,6 +354,13 @@ class ITag(VariationalModel):
         self.gate = keras.layers.Dense(1, name="gate")
         self.presence = (
             keras.layers.Dense(num_tags, name="presence") if presence_weight > 0 else None
+        )
+        self.presence_hidden = (
+            keras.layers.Dense(
+                self.presence_hidden_units, activation="relu", name="presence_hidden"
+            )
+            if presence_weight > 0 and self.presence_hidden_units
+            else None
         )
         self.dropout = keras.layers.Dropout(self.dropout_rate)
 
@@ -426,6 +452,8 @@ class ITag(VariationalModel):
         if self.presence_reads_words:
             features.append(_masked_mean(memory["words"], memory["mask"]))
         features = self.dropout(ops.concatenate(features, axis=-1), training=training)
+        if self.presence_hidden is not None:
+            features = self.dropout(self.presence_hidden(features), training=training)
         return self.presence(features)
 
     def encode(self, token_ids, training=False):
@@ -445,6 +473,10 @@ class ITag(VariationalModel):
         token_ids = ops.cast(token_ids, "int32")
         mask = ops.not_equal(token_ids, 0)
         vectors = self.embedding(token_ids, training=training)
+        if self.unknown_words == "zero" or (
+            self.unknown_words == "zero_at_inference" and not training
+        ):
+            vectors = vectors * ops.cast(ops.not_equal(token_ids, OOV_ID), vectors.dtype)[..., None]
         # A word whose vector is exactly zero (dropped by the variational
         # threshold, or masked by vtrain.vocabulary) is not copied either:
         # the model then treats it as "[UNK]", as the pruned export does.
@@ -876,6 +908,8 @@ class ITag(VariationalModel):
             presence_weight=self.presence_weight,
             encoder=self.encoder_kind,
             presence_reads_words=self.presence_reads_words,
+            presence_hidden_units=self.presence_hidden_units,
+            unknown_words=self.unknown_words,
             ranking=self.ranking,
         )
         config["loss_weights"] = {
