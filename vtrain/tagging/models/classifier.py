@@ -77,6 +77,7 @@ class TagClassifier(VariationalModel):
         log_alpha_init_max=3.0,
         initial_tag_bias=None,
         unknown_words="learned",
+        kl_refresh_steps=1,
         **kwargs,
     ):
         kwargs.setdefault("task_loss", "binary_crossentropy")
@@ -88,6 +89,7 @@ class TagClassifier(VariationalModel):
                 "'learned' gives [UNK] a vector of its own."
             )
         self.unknown_words = unknown_words
+        self.kl_refresh_steps = kl_refresh_steps
         for name, value in (
             ("vocabulary_size", vocabulary_size),
             ("num_tags", num_tags),
@@ -119,6 +121,7 @@ class TagClassifier(VariationalModel):
                 self.embedding_dim,
                 threshold=self.threshold,
                 log_alpha_initializer=self._log_alpha_initializer(),
+                kl_refresh_steps=kl_refresh_steps,
                 name="embedding",
             )
         else:
@@ -234,6 +237,7 @@ class TagClassifier(VariationalModel):
             log_alpha_init_max=self.log_alpha_init_max,
             initial_tag_bias=self.initial_tag_bias,
             unknown_words=self.unknown_words,
+            kl_refresh_steps=self.kl_refresh_steps,
         )
         return config
 
