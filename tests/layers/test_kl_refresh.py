@@ -167,9 +167,45 @@ def test_contract_and_saved_caches(tmp_path):
         dict(input_dim=20, output_dim=3, mask_zero=True, kl_refresh_steps=3),
         np.array([[1, 2, 0], [3, 19, 7]], "int32"),
         expected_output_shape=(2, 3, 3),
-        expected_trainable_weights=2,
-        expected_non_trainable_weights=3,  # slope cache, value cache, step count
+        expected_trainable_weights=2,  # the caches are not weights: the same as exact
         tmp_path=tmp_path,
+    )
+
+
+def test_loading_weights_recomputes_the_caches(tmp_path):
+    x, y = data()
+    model, embedding = tiny_model(refresh_steps=3)
+    model.compile(optimizer=LazyAdam(0.05))
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    path = str(tmp_path / "model.weights.h5")
+    model.save_weights(path)
+    other, loaded = tiny_model(refresh_steps=3, seed=9)
+    other.load_weights(path)
+    log_alpha = loaded.log_alpha.numpy()[:, 0]
+    np.testing.assert_allclose(
+        loaded.kl_slope_cache.numpy()[:, 0], numpy_slope(log_alpha), rtol=1e-5
+    )
+    np.testing.assert_allclose(float(loaded.regularizer()), numpy_kl(log_alpha).sum(), rtol=1e-6)
+    assert int(loaded.kl_steps.numpy()) == 0
+
+
+def test_pruned_export_of_a_fast_model():
+    from vtrain import vocabulary
+
+    x, y = data()
+    model, embedding = tiny_model(refresh_steps=3)
+    model.compile(optimizer=LazyAdam(0.05))
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    pruned = vocabulary.pruned_model(model, [3, 5, 7])
+    layer = vocabulary.embedding_layer(pruned)
+    np.testing.assert_array_equal(
+        layer.log_alpha.numpy()[2:], embedding.log_alpha.numpy()[[3, 5, 7]]
+    )
+    assert layer.kl_refresh_steps == 3
+    assert len(pruned.weights) == len(model.weights)
+    layer.refresh_kl_caches()  # its log_alpha was assigned after build
+    np.testing.assert_allclose(
+        layer.kl_slope_cache.numpy()[:, 0], numpy_slope(layer.log_alpha.numpy()[:, 0]), rtol=1e-5
     )
 
 

@@ -130,31 +130,46 @@ class VariationalEmbedding(VariationalLayer):
         if self.kl_refresh_steps > 1:
             # Each row's KL gradient (for a KL weight of 1) and each chunk's
             # KL as last computed, and the training steps taken (KL
-            # gradients): see refreshed_kl_sum. One value for all
-            # replicas: they compute the same.
-            self.kl_slope_cache = self.add_weight(
-                shape=(self.input_dim, 1),
-                initializer="zeros",
-                name="kl_slope_cache",
-                trainable=False,
-                autocast=False,
-                aggregation="only_first_replica",
-            )
-            self.kl_value_cache = self.add_weight(
-                shape=(self.kl_refresh_steps,),
-                initializer="zeros",
-                name="kl_value_cache",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
-            self.kl_steps = self.add_weight(
-                shape=(),
-                initializer="zeros",
-                dtype="int64",
-                name="kl_steps",
-                trainable=False,
-                aggregation="only_first_replica",
-            )
+            # gradients): see refreshed_kl_sum. Not weights: they follow
+            # from log_alpha (filled here and after every weight load), and
+            # the model's weights stay those of the exact mode, so that
+            # checkpoints and pruned exports work for both. One value for
+            # all replicas: they compute the same.
+            with tf.init_scope():
+                state = dict(
+                    trainable=False,
+                    synchronization=tf.VariableSynchronization.ON_WRITE,
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                )
+                self.kl_steps = tf.Variable(tf.zeros((), "int64"), name="kl_steps", **state)
+                self.kl_slope_cache = tf.Variable(
+                    tf.zeros((self.input_dim, 1)), name="kl_slope_cache", **state
+                )
+                self.kl_value_cache = tf.Variable(
+                    tf.zeros((self.kl_refresh_steps,)), name="kl_value_cache", **state
+                )
+            self.refresh_kl_caches()
+        self.built = True
+
+    def refresh_kl_caches(self):
+        """Recomputes the KL caches of `kl_refresh_steps > 1` from `log_alpha`.
+
+        Done at build and after every weight load; call it after assigning
+        `log_alpha` yourself, or rows keep the KL gradient of the old
+        values for up to `kl_refresh_steps - 1` steps. A no-op when
+        `kl_refresh_steps == 1`.
+
+        Example:
+        >>> layer = VariationalEmbedding(4, 2, kl_refresh_steps=2)
+        >>> layer.build()
+        >>> _ = layer.log_alpha.assign(tf.zeros([4, 1]))
+        >>> layer.refresh_kl_caches()
+        >>> round(float(layer.regularizer()), 4)  # 4 x 0.43124
+        1.725
+        """
+        if self.kl_refresh_steps == 1:
+            return
+        with tf.init_scope():
             init_refreshed_kl(
                 self.log_alpha,
                 self.kl_refresh_steps,
@@ -162,7 +177,11 @@ class VariationalEmbedding(VariationalLayer):
                 self.kl_slope_cache,
                 self.kl_value_cache,
             )
-        self.built = True
+
+    def load_own_variables(self, store):
+        """Loads the weights (Keras saving); recomputes the KL caches from them."""
+        super().load_own_variables(store)
+        self.refresh_kl_caches()
 
     def clipped_log_alpha(self):
         """`log_alpha` clipped to [-10, 10], shape `[V, 1]`."""
