@@ -221,3 +221,19 @@ def test_the_classifier_passes_the_field_on():
 def test_invalid_refresh_steps_message(refresh_steps):
     with pytest.raises(ValueError, match=r"Invalid kl_refresh_steps .* received .* Expected"):
         VariationalEmbedding(10, 2, kl_refresh_steps=refresh_steps)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_rows_the_layer_looked_up_get_their_current_gradient(training):
+    rng = np.random.default_rng(3)
+    before, after = rng.uniform(-11, 11, (2, 10)).astype(np.float32)
+    layer = layer_from(before, refresh_steps=5)  # chunks of 2 rows
+    layer.log_alpha.assign(after.reshape(-1, 1))  # the caches still hold `before`
+    with tf.GradientTape() as tape:
+        layer(np.array([[7, 2, 7], [0, 2, 9]]), training=training)
+        kl = 2.0 * layer.regularizer()
+    gradient = tape.gradient(kl, layer.log_alpha)[:, 0].numpy()
+    current = [0, 1, 2, 7, 9]  # chunk 0 (this step's) and the looked-up rows
+    expected = numpy_slope(before)
+    expected[current] = numpy_slope(after[current])
+    np.testing.assert_allclose(gradient, 2.0 * expected, rtol=1e-5, atol=1e-9)

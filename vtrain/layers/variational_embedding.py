@@ -189,6 +189,9 @@ class VariationalEmbedding(VariationalLayer):
 
     def call(self, inputs, training=False):
         ids = ops.cast(inputs, "int32")
+        if self.kl_refresh_steps > 1:
+            # regularizer() recomputes these rows' KL gradient (see there).
+            self._batch_ids = ids
         mu = tf.gather(self.embeddings.value, ids)
         log_alpha = ops.clip(tf.gather(self.log_alpha.value, ids), LOG_ALPHA_MIN, LOG_ALPHA_MAX)
         if training:
@@ -212,10 +215,10 @@ class VariationalEmbedding(VariationalLayer):
     def regularizer(self):
         """KL of the noise posterior from the log-uniform prior, summed over rows.
 
-        With `kl_refresh_steps=k > 1`, the value and the gradient are
-        recomputed when the training steps taken (`kl_steps`, counted by
-        the gradient) are a multiple of k, and read from the caches
-        otherwise (see `refreshed_kl_sum`).
+        With `kl_refresh_steps=k > 1`, see `refreshed_kl_sum`: a rotating
+        1/k of the rows, and the rows the last call looked up (in this
+        graph), get their current KL gradient; the other rows, the one
+        cached at most k - 1 steps before.
 
         Example:
         >>> layer = VariationalEmbedding(10, 4, log_alpha_initializer="zeros")
@@ -226,12 +229,14 @@ class VariationalEmbedding(VariationalLayer):
         log_alpha = tf.convert_to_tensor(self.log_alpha.value)
         if self.kl_refresh_steps == 1:
             return clipped_kl_sum(log_alpha)
+        batch_ids = getattr(self, "_batch_ids", None)
         return refreshed_kl_sum(
             log_alpha,
             self.kl_refresh_steps,
             self.kl_steps,
             self.kl_slope_cache,
             self.kl_value_cache,
+            batch_ids=batch_ids if _usable_here(batch_ids) else None,
         )
 
     def keep_mask(self):
@@ -271,6 +276,15 @@ class VariationalEmbedding(VariationalLayer):
         return config
 
 
+def _usable_here(tensor):
+    """Whether `tensor` (kept from the last call) belongs to the graph being built now."""
+    if tensor is None:
+        return False
+    if tf.executing_eagerly():
+        return not tf.is_symbolic_tensor(tensor)
+    return tf.is_symbolic_tensor(tensor) and tensor.graph is tf.compat.v1.get_default_graph()
+
+
 def kl_slope(log_alpha):
     """Derivative of `kl_log_uniform(clip(log_alpha, -10, 10))`, element-wise.
 
@@ -291,7 +305,7 @@ def kl_slope(log_alpha):
     return tf.where(tf.equal(clipped, log_alpha), slope, 0.0)
 
 
-def refreshed_kl_sum(log_alpha, refresh_steps, steps, slope_cache, value_cache):
+def refreshed_kl_sum(log_alpha, refresh_steps, steps, slope_cache, value_cache, batch_ids=None):
     """`clipped_kl_sum(log_alpha)` with each row's part recomputed every `refresh_steps` steps.
 
     The V rows are cut into `refresh_steps` consecutive chunks of
@@ -301,7 +315,12 @@ def refreshed_kl_sum(log_alpha, refresh_steps, steps, slope_cache, value_cache):
     and its KL sum into `value_cache[chunk]`. The value returned is
     `sum(value_cache)`, the gradient `upstream * slope_cache`: every row's
     part is at most `refresh_steps - 1` steps old, and a step computes
-    1 / `refresh_steps` of the transcendental functions. Taking the
+    1 / `refresh_steps` of the transcendental functions. The rows
+    `batch_ids` (any shape, repeats allowed: the ids the layer looked up)
+    are recomputed too, so a row that gets a data gradient gets its
+    current KL gradient with it; only rows absent from the batch, which
+    move under the KL alone (by about the learning rate a step under
+    Adam, whatever the gradient's size), use a cached one. Taking the
     gradient adds 1 to `steps` (evaluation, which takes none, does not
     advance it). The caches must start from `log_alpha`
     (`init_refreshed_kl`).
@@ -335,6 +354,11 @@ def refreshed_kl_sum(log_alpha, refresh_steps, steps, slope_cache, value_cache):
         values, slopes = _kl_and_slope(rows)
         chunk_value = tf.reduce_sum(tf.where(own, values, 0.0))
         positions = tf.range(start, start + chunk)
+        if batch_ids is not None:
+            # After the chunk: both are current values, in either order.
+            looked_up = tf.reshape(batch_ids, [-1])
+            positions = tf.concat([positions, looked_up], 0)
+            slopes = tf.concat([slopes, kl_slope(tf.gather(log_alpha, looked_up))], 0)
         updates = [
             _tf_variable(slope_cache).scatter_update(tf.IndexedSlices(slopes, positions)),
             _tf_variable(value_cache).scatter_update(
