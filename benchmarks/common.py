@@ -200,9 +200,12 @@ def vtrain_variational(vocab, args, examples=100_000, kl_refresh_steps=1):
     return model
 
 
-def vtrain_fast(vocab, args, examples=100_000):
-    """`vtrain_variational` with `kl_refresh_steps=args.kl_refresh_steps` (the fast mode)."""
-    return vtrain_variational(vocab, args, examples, kl_refresh_steps=args.kl_refresh_steps)
+def fast_builders(refresh_steps):
+    """`{"fast K": build}` for each K: `vtrain_variational` with `kl_refresh_steps=K`."""
+    return {
+        f"fast{k}": (lambda vocab, args, k=k: vtrain_variational(vocab, args, kl_refresh_steps=k))
+        for k in refresh_steps
+    }
 
 
 def vtrain_gather(vocab, args):

@@ -42,7 +42,7 @@ def kept_words(workdir):
     return {word for word in vocabulary if word not in SPECIAL}
 
 
-def test_f1(workdir):
+def f1_at_3(workdir):
     with open(os.path.join(workdir, "results.json")) as f:
         return json.load(f)["test"]["f1@3"]
 
@@ -63,7 +63,7 @@ def main():
     exact, fast = kept_words(exact_dir), kept_words(fast_dir)
     common_words = exact & fast
     overlap = len(common_words) / max(len(exact), 1)
-    f1_exact, f1_fast = test_f1(exact_dir), test_f1(fast_dir)
+    f1_exact, f1_fast = f1_at_3(exact_dir), f1_at_3(fast_dir)
     common.print_table(
         ["run", "kept words", "test F1@3"],
         [

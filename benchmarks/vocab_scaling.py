@@ -9,9 +9,10 @@ mean-pooled, Dense to 64 classes, cross-entropy):
 
 - `vtrain`: `VariationalModel` + `VariationalEmbedding` + `LazyAdam`
   (the exact KL: every row's KL gradient at every step);
-- `fast`: the same with `VariationalEmbedding(kl_refresh_steps=K)`
-  (`--kl-refresh-steps`, default 32): a rotating 1/K of the rows' KL
-  recomputed per step, the others' reused;
+- `fastK`: the same with `VariationalEmbedding(kl_refresh_steps=K)` for
+  each K of `--kl-refresh-steps` (default 8 and 32): the batch's rows and
+  a rotating 1/K of the others get their KL recomputed per step, the
+  rest reuse theirs;
 - `gather`: the same without the variational part (`VariationalModel` with
   a plain `tf.gather` embedding, so no noise, no `log_alpha`, KL = 0), to
   show what the `V x 1` `log_alpha` and its KL cost at large V;
@@ -27,7 +28,7 @@ timed steps (`--keras-steps` for plain Keras and `adam`, whose 1M step
 takes seconds);
 the runs alternate over all configurations, `--repeats` rounds, and the
 table gives the median ms per step. Targets (issue 15): at every V,
-vtrain / gather <= 1.15, printed for both `vtrain` and `fast` (the ratios
+vtrain / gather <= 1.15, printed for `vtrain` and every `fastK` (the ratios
 of medians of the same alternating rounds). Also printed, for
 information: step(largest V) / step(smallest V) of each configuration.
 """
@@ -60,9 +61,12 @@ def main():
     parser.add_argument("--keras-warmup", type=int, default=1)
     parser.add_argument("--no-keras", action="store_true", help="skip plain Keras")
     parser.add_argument("--no-gather", action="store_true", help="skip `gather`")
-    parser.add_argument("--no-fast", action="store_true", help="skip `fast`")
     parser.add_argument(
-        "--kl-refresh-steps", type=int, default=32, help="`fast`'s kl_refresh_steps"
+        "--kl-refresh-steps",
+        type=int,
+        nargs="*",
+        default=[8, 32],
+        help="one `fastK` configuration per K (none: skip the fast mode)",
     )
     parser.add_argument(
         "--no-adam", action="store_true", help='skip `adam` (compile(optimizer="adam"))'
@@ -73,8 +77,7 @@ def main():
     common.print_header("vocab_scaling: ms per training step against V", args)
 
     kinds = {"vtrain": common.vtrain_variational}
-    if not args.no_fast:
-        kinds["fast"] = common.vtrain_fast
+    kinds.update(common.fast_builders(args.kl_refresh_steps))
     if not args.no_gather:
         kinds["gather"] = common.vtrain_gather
     if not args.no_adam:
@@ -155,13 +158,11 @@ def main():
         f"{cpu[('vtrain', large)] / cpu[('vtrain', small)]:.3f} CPU (for information)"
     )
     if "gather" in kinds:
-        modes = [kind for kind in ("vtrain", "fast") if kind in kinds]
+        modes = [kind for kind in kinds if kind == "vtrain" or kind.startswith("fast")]
         print(
             "\nvariational / gather at the same V (target <= 1.15; "
             + ", ".join(
-                "vtrain: exact KL"
-                if kind == "vtrain"
-                else f"fast: kl_refresh_steps={args.kl_refresh_steps}"
+                "vtrain: exact KL" if kind == "vtrain" else f"{kind}: kl_refresh_steps={kind[4:]}"
                 for kind in modes
             )
             + "):"

@@ -47,15 +47,17 @@ class VariationalEmbedding(VariationalLayer):
         seed: seed of the training noise.
         kl_refresh_steps: how often each row's KL and KL gradient are
             recomputed. 1 (default, exact): every row's at every step.
-            k > 1 (the fast mode): a rotating 1/k of the rows at each
-            training step, so every row still gets a KL gradient at every
-            step, times the current KL weight, but one computed up to
-            k - 1 steps before (while `log_alpha` moves by about the
-            learning rate a step); the KL value (the logged `kl`) is
-            stale by as much. It saves (k - 1)/k of the transcendental
-            functions over V rows, most of the layer's per-step cost at
-            large V; the dense `V x 1` Adam step on `log_alpha` remains.
-            See `refreshed_kl_sum` and docs/performance.md.
+            k > 1 (the fast mode): at each training step the rows the
+            batch looked up and a rotating 1/k of the others; every row
+            still gets a KL gradient at every step, times the current KL
+            weight, but a row absent from the batch may get one computed
+            up to k - 1 steps before (such a row moves under the KL alone,
+            by about the learning rate a step under Adam, whatever the
+            gradient's size). The KL value (the logged `kl`) is stale by
+            as much. It saves most of the transcendental functions over V
+            rows, most of the layer's per-step cost at large V; the dense
+            `V x 1` Adam step on `log_alpha` remains. See
+            `refreshed_kl_sum` and docs/performance.md.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Example:

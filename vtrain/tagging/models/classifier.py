@@ -61,6 +61,11 @@ class TagClassifier(VariationalModel):
             word becomes "[UNK]". Why: held-out texts hold words never seen
             in training, which the row learned from once-seen training
             words describes badly (docs/results.md).
+        kl_refresh_steps: the variational embedding's: 1 (exact) computes
+            every word's KL gradient at every step; k > 1 (faster at large
+            vocabularies) recomputes the batch's words and a rotating 1/k
+            of the others per step, and reuses the rest's
+            (`VariationalEmbedding`).
         **kwargs: `VariationalModel` arguments (`weight_decay`,
             `learning_rate`, ...); `task_loss` is binary cross-entropy.
     """
