@@ -237,3 +237,22 @@ def test_rows_the_layer_looked_up_get_their_current_gradient(training):
     expected = numpy_slope(before)
     expected[current] = numpy_slope(after[current])
     np.testing.assert_allclose(gradient, 2.0 * expected, rtol=1e-5, atol=1e-9)
+
+
+def test_the_launcher_trains_and_exports_the_fast_mode(tmp_path):
+    import json
+
+    from tests import runs
+
+    result = runs.launch(
+        "--config=configs/tiny.py",
+        "--config.model.kl_refresh_steps=4",
+        f"--workdir={tmp_path / 'run'}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "run" / "config.json") as f:
+        assert json.load(f)["model"]["kl_refresh_steps"] == 4
+    with open(tmp_path / "run" / "results.json") as f:
+        results = json.load(f)
+    assert 0 < results["kept_vocabulary"] <= results["vocabulary_size"]
+    assert (tmp_path / "run" / "pruned" / "vocabulary.json").exists()
