@@ -183,18 +183,29 @@ def plain_keras(vocab, args):
     return model
 
 
-def vtrain_variational(vocab, args, examples=100_000):
+def vtrain_variational(vocab, args, examples=100_000, kl_refresh_steps=1):
     """`VariationalModel` + `VariationalEmbedding` + `LazyAdam`: vtrain's stack.
 
     `weight_decay` is the ELBO's 1 / (training examples); its value does
-    not change the cost of a step.
+    not change the cost of a step. `kl_refresh_steps` is the layer's: 1
+    (exact: every row's KL gradient at every step) or k > 1 (the fast mode).
     """
     ids, logits = mean_pooled(
-        vtrain.layers.VariationalEmbedding(vocab, args.dim), args.tokens, args.classes
+        vtrain.layers.VariationalEmbedding(vocab, args.dim, kl_refresh_steps=kl_refresh_steps),
+        args.tokens,
+        args.classes,
     )
     model = vtrain.VariationalModel(ids, logits, weight_decay=1.0 / examples)
     model.compile(optimizer=LazyAdam(LEARNING_RATE), jit_compile=args.jit_compile or "auto")
     return model
+
+
+def fast_builders(refresh_steps):
+    """`{"fast K": build}` for each K: `vtrain_variational` with `kl_refresh_steps=K`."""
+    return {
+        f"fast{k}": (lambda vocab, args, k=k: vtrain_variational(vocab, args, kl_refresh_steps=k))
+        for k in refresh_steps
+    }
 
 
 def vtrain_gather(vocab, args):

@@ -9,11 +9,14 @@ to 64 classes) trained with `LazyAdam`; only the embedding layer differs:
 
 - `gather`: a plain `tf.gather` embedding (sparse gradient, no noise, KL 0);
 - `variational`: `VariationalEmbedding` (per-token noise `mu * (1 + sqrt(alpha) * eps)`,
-  a `log_alpha` lookup, the KL of all V rows, the `V x 1` `log_alpha` update).
+  a `log_alpha` lookup, the KL of all V rows, the `V x 1` `log_alpha` update);
+- `fastK`: the same with `kl_refresh_steps=K`, for each K of
+  `--kl-refresh-steps` (default 8 and 32).
 
 Each run is one `model.fit` call: `--warmup` untimed steps then `--steps`
 timed steps; runs alternate, `--repeats` rounds; medians in ms per step.
-Target (issue 5): variational <= 1.15 x gather.
+Target (issues 5 and 15): variational <= 1.15 x gather, printed for both
+modes.
 """
 
 from benchmarks import common
@@ -24,6 +27,13 @@ def main():
         common.parser(__doc__.splitlines()[0]), repeats=7, steps=50, warmup=3
     )
     parser.add_argument("--vocab", type=int, default=10_000)
+    parser.add_argument(
+        "--kl-refresh-steps",
+        type=int,
+        nargs="*",
+        default=[8, 32],
+        help="one `fastK` configuration per K (none: skip the fast mode)",
+    )
     args = parser.parse_args()
     common.print_header("variational_cost: VariationalEmbedding against gather", args)
 
@@ -31,6 +41,10 @@ def main():
     models = {
         "gather": common.vtrain_gather(args.vocab, args),
         "variational": common.vtrain_variational(args.vocab, args),
+        **{
+            kind: build(args.vocab, args)
+            for kind, build in common.fast_builders(args.kl_refresh_steps).items()
+        },
     }
     for model in models.values():
         common.fit_step_seconds(model, data, warmup=1, steps=1)  # trace once
@@ -62,6 +76,13 @@ def main():
     print()
     common.verdict("variational / gather, step time", ms["variational"] / ms["gather"], 1.15)
     common.verdict("same, in CPU time (for information)", cpu["variational"] / cpu["gather"], 1.15)
+    for k in args.kl_refresh_steps:
+        common.verdict(
+            f"fast{k} (kl_refresh_steps={k}) / gather, step time",
+            ms[f"fast{k}"] / ms["gather"],
+            1.15,
+        )
+        common.verdict("same, in CPU time (for information)", cpu[f"fast{k}"] / cpu["gather"], 1.15)
     common.finish()
 
 

@@ -48,6 +48,7 @@ def get_config():
     config.model.pooling = "mean"  # "mean", or "mean_max" (mean and max, concatenated)
     config.model.hidden_units = 512  # hidden ReLU layer width; 0 = none
     config.model.dropout = 0.1  # dropout before the hidden and output layers
+    config.model.kl_refresh_steps = 1  # 1 = every word's KL gradient at every step (exact); k > 1 = the batch's words and a rotating 1/k of the others per step, the rest reused (faster at large V)
     config.model.unknown_words = "zero"  # [UNK] tokens: "zero" vector (training and inference), "learned" or "zero_at_inference"
 
     config.train = ml_collections.ConfigDict()

@@ -61,6 +61,11 @@ class TagClassifier(VariationalModel):
             word becomes "[UNK]". Why: held-out texts hold words never seen
             in training, which the row learned from once-seen training
             words describes badly (docs/results.md).
+        kl_refresh_steps: the variational embedding's: 1 (exact) computes
+            every word's KL gradient at every step; k > 1 (faster at large
+            vocabularies) recomputes the batch's words and a rotating 1/k
+            of the others per step, and reuses the rest's
+            (`VariationalEmbedding`).
         **kwargs: `VariationalModel` arguments (`weight_decay`,
             `learning_rate`, ...); `task_loss` is binary cross-entropy.
     """
@@ -77,6 +82,7 @@ class TagClassifier(VariationalModel):
         log_alpha_init_max=3.0,
         initial_tag_bias=None,
         unknown_words="learned",
+        kl_refresh_steps=1,
         **kwargs,
     ):
         kwargs.setdefault("task_loss", "binary_crossentropy")
@@ -88,6 +94,7 @@ class TagClassifier(VariationalModel):
                 "'learned' gives [UNK] a vector of its own."
             )
         self.unknown_words = unknown_words
+        self.kl_refresh_steps = kl_refresh_steps
         for name, value in (
             ("vocabulary_size", vocabulary_size),
             ("num_tags", num_tags),
@@ -119,6 +126,7 @@ class TagClassifier(VariationalModel):
                 self.embedding_dim,
                 threshold=self.threshold,
                 log_alpha_initializer=self._log_alpha_initializer(),
+                kl_refresh_steps=kl_refresh_steps,
                 name="embedding",
             )
         else:
@@ -234,6 +242,7 @@ class TagClassifier(VariationalModel):
             log_alpha_init_max=self.log_alpha_init_max,
             initial_tag_bias=self.initial_tag_bias,
             unknown_words=self.unknown_words,
+            kl_refresh_steps=self.kl_refresh_steps,
         )
         return config
 
