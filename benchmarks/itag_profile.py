@@ -66,9 +66,10 @@ def main():
     validation = list(data.validation)
     num_validation = sum(len(y) for _, y in validation)
 
+    encoder_layers = model.encoder if isinstance(model.encoder, list) else [model.encoder]
     encoder_variables = [
         variable
-        for layer in (model.embedding, model.encoder, model.bridge)
+        for layer in (model.embedding, *encoder_layers, model.bridge)
         for variable in layer.trainable_variables
     ]
 

@@ -10,8 +10,8 @@ The model, `ITag`:
 
 - **Encoder.** Word embedding (a `vtrain.layers.VariationalEmbedding` or a
   plain `keras.layers.Embedding`; id 0 is padding and is masked), then a
-  bidirectional GRU. Its two final states, through a dense `tanh` layer, start
-  the decoder.
+  bidirectional GRU (or convolutions, `encoder="conv"`). Its two final
+  states, through a dense `tanh` layer, start the decoder.
 - **Decoder.** A GRU cell fed, at each step, the previous tag (a start token
   first) and the previous attention context. The previous tag's vector is its
   own row of a tag table *plus*, when the tag is also a word, that word's row
@@ -66,19 +66,24 @@ fewer than k tags, the remaining tags follow by decreasing fallback score
 The fallback score is the first step's probability, or, with the presence
 head, the tag's presence probability. Most best hypotheses hold one or two
 tags (the median package has two), so F1@3 and F1@5 depend on the fallback.
-Validation F1@3 of the best checkpoint of `configs/itag.py` (width 3):
-0.525 with the best hypothesis then the first-step fallback, 0.531 with
-the other hypotheses before it, 0.531 with the presence fallback (0.532 at
-width 1); ranking by the presence head alone, without the decoder, gives
-0.548: the decoded lists do not yet improve the ranking.
+With `ranking="fused"` the tags are instead ordered by presence probability
+plus the share of the final beam's hypotheses that hold them
+(`fused_scores`): on a plain-embedding GRU run on the source-package
+split, validation F1@3 0.5126 with the beam's tags first, 0.5193 by the
+presence head alone, 0.5232 fused.
 
 **Tag-presence head** (`presence_weight > 0`; not in iTag). The decoder is
 sharp on the first tags but ranks the rest poorly: after the tags it emits,
 the first-step probability says which tag would come *first*, not which is
-true. An optional dense layer on the encoder (masked mean of its states and
-the decoder's initial state) predicts each tag's presence, trained with a
-per-example summed binary cross-entropy (term `presence`, weighted by
-`presence_weight`); its probabilities then order the tags after the beam's.
+true. An optional head on the encoder (masked mean of its states and the
+decoder's initial state; with `presence_reads_words`, also the masked mean
+of the word vectors; with `presence_hidden_units`, through a hidden ReLU
+layer) predicts each tag's presence, trained with a per-example summed
+binary cross-entropy (term `presence`, weighted by `presence_weight`).
+
+**Encoders.** `encoder="gru"` is iTag's bidirectional GRU; `"conv"` is two
+width-3 `Conv1D` layers (ReLU), whose states see five words each and
+whose masked mean starts the decoder: no recurrence over the 64 tokens.
 
 Build one from the launcher's data with `build(model_config, data)`.
 
