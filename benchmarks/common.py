@@ -112,6 +112,18 @@ def add_common_flags(parser, repeats=5, steps=20, warmup=3):
 # Data
 
 
+def add_kl_refresh_flag(parser):
+    """`--kl-refresh-steps K ...`: one `fastK` configuration per K (none: no fast mode)."""
+    parser.add_argument(
+        "--kl-refresh-steps",
+        type=int,
+        nargs="*",
+        default=[8, 32],
+        help="one `fastK` configuration per K (none: skip the fast mode)",
+    )
+    return parser
+
+
 def token_ids(vocab, n, tokens, distribution="zipf", seed=0):
     """`[n, tokens]` int32 ids in `[0, vocab)`.
 

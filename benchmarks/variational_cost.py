@@ -27,13 +27,7 @@ def main():
         common.parser(__doc__.splitlines()[0]), repeats=7, steps=50, warmup=3
     )
     parser.add_argument("--vocab", type=int, default=10_000)
-    parser.add_argument(
-        "--kl-refresh-steps",
-        type=int,
-        nargs="*",
-        default=[8, 32],
-        help="one `fastK` configuration per K (none: skip the fast mode)",
-    )
+    common.add_kl_refresh_flag(parser)
     args = parser.parse_args()
     common.print_header("variational_cost: VariationalEmbedding against gather", args)
 

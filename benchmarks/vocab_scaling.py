@@ -61,13 +61,7 @@ def main():
     parser.add_argument("--keras-warmup", type=int, default=1)
     parser.add_argument("--no-keras", action="store_true", help="skip plain Keras")
     parser.add_argument("--no-gather", action="store_true", help="skip `gather`")
-    parser.add_argument(
-        "--kl-refresh-steps",
-        type=int,
-        nargs="*",
-        default=[8, 32],
-        help="one `fastK` configuration per K (none: skip the fast mode)",
-    )
+    common.add_kl_refresh_flag(parser)
     parser.add_argument(
         "--no-adam", action="store_true", help='skip `adam` (compile(optimizer="adam"))'
     )
