@@ -9,8 +9,8 @@ ids from a `TextVectorization`:
 - a subclassed model follows one protocol: its `get_config()` has a
   `vocabulary_size` entry (a constructor argument) that sets the number of
   embedding rows, so `type(model).from_config(config)` rebuilds it smaller.
-  A model whose config holds word ids besides (e.g. the words of
-  `vtrain.tagging.models.itag.ITag`'s copy path) defines
+  A model whose config holds word ids besides (e.g. the words a copy
+  path can copy) defines
   `pruned_config(rows)`: its config for the rows `rows` (old ids, in new id
   order), ids remapped.
 

@@ -445,6 +445,8 @@ def test_option_errors():
         tiny_model(ranking="sum")
     with pytest.raises(ValueError, match=r"need the presence head, but presence_weight is 0"):
         tiny_model(ranking="fused")
+    with pytest.raises(ValueError, match=r"presence_hidden_units=8 and ranking='beam' need the"):
+        tiny_model(presence_hidden_units=8)
     with pytest.raises(ValueError, match=r"presence_hidden_units for ITag: received -1. Expected"):
         tiny_model(presence_weight=1.0, presence_hidden_units=-1)
 

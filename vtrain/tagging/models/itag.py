@@ -68,9 +68,8 @@ head, the tag's presence probability. Most best hypotheses hold one or two
 tags (the median package has two), so F1@3 and F1@5 depend on the fallback.
 With `ranking="fused"` the tags are instead ordered by presence probability
 plus the share of the final beam's hypotheses that hold them
-(`fused_scores`): on a plain-embedding GRU run on the source-package
-split, validation F1@3 0.5126 with the beam's tags first, 0.5193 by the
-presence head alone, 0.5232 fused.
+(`fused_scores`), so that the presence head ranks the tags the beam
+treats alike.
 
 **Tag-presence head** (`presence_weight > 0`; not in iTag). The decoder is
 sharp on the first tags but ranks the rest poorly: after the tags it emits,
@@ -112,7 +111,7 @@ from vtrain.distribute import example_mean
 from vtrain.layers.variational_embedding import VariationalEmbedding
 from vtrain.tagging.models.classifier import UNKNOWN_WORDS
 from vtrain.variational import VariationalModel
-from vtrain.vocabulary.rankings import OOV_ID
+from vtrain.vocabulary.rankings import FIRST_WORD_ID, OOV_ID
 
 PAD = -1  # target id of the steps after EOS; masked out of the loss
 _NEG = -1e9  # a logit no softmax / top-k ever picks over a finite one
@@ -309,12 +308,15 @@ class ITag(VariationalModel):
                 "Expected an integer >= 0 (0: a linear presence head)."
             )
         self.presence_hidden_units = int(presence_hidden_units)
-        if presence_weight == 0.0 and (self.presence_reads_words or ranking == "fused"):
+        if presence_weight == 0.0 and (
+            self.presence_reads_words or self.presence_hidden_units or ranking == "fused"
+        ):
             raise ValueError(
-                f"Invalid ITag options: presence_reads_words={presence_reads_words!r} "
-                f"and ranking={ranking!r} need the presence head, but "
-                "presence_weight is 0. Expected presence_weight > 0, or "
-                'presence_reads_words=False and ranking="beam".'
+                f"Invalid ITag options: presence_reads_words={presence_reads_words!r}, "
+                f"presence_hidden_units={presence_hidden_units!r} and ranking={ranking!r} "
+                "need the presence head, but presence_weight is 0. Expected "
+                "presence_weight > 0, or presence_reads_words=False, "
+                'presence_hidden_units=0 and ranking="beam".'
             )
         self.eos = num_tags  # output class of EOS; also the decoder's start input
 
@@ -885,7 +887,7 @@ class ITag(VariationalModel):
         >>> config["vocabulary_size"], config["copy_pairs"]
         (3, [[2, 1]])
         """
-        new_id = {int(old): new for new, old in enumerate(rows) if new >= 2}
+        new_id = {int(old): new for new, old in enumerate(rows) if new >= FIRST_WORD_ID}
         config = self.get_config()
         config["vocabulary_size"] = len(rows)
         config["copy_pairs"] = sorted(
